@@ -1,0 +1,202 @@
+//! `ekyc`: the command-line face check (check images, manage models, benchmark).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ekyc_liveness::models::manifest::Manifest;
+use ekyc_liveness::models::provision;
+use ekyc_liveness::{CheckOptions, Config, Pipeline, Status};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ekyc", version, about = "eKYC face check: quality gate + passive liveness")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check images; prints one JSON verdict per line (or a table with --pretty). Exit 0 only if all are LIVE.
+    Check {
+        /// Image files (JPEG, PNG, WebP).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Print a human-readable table instead of JSON lines.
+        #[arg(long)]
+        pretty: bool,
+        /// Skip the quality gate and score liveness on the largest face (the seed's enable_checks=false).
+        #[arg(long)]
+        no_checks: bool,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Provision, verify or list models.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Fill the models directory: present file → mirror (EKYC_MODEL_MIRROR) → URL → recipe; verify sha256.
+    Fetch {
+        /// Model names (default: the manifest's default set).
+        names: Vec<String>,
+        /// Every model in the manifest.
+        #[arg(long)]
+        all: bool,
+        /// Never use the network (URL and recipe sources).
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Verify the provisioned files against the manifest.
+    Verify {
+        names: Vec<String>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// List the manifest's models.
+    List {
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("EKYC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .json()
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    init_logs();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Check {
+            images,
+            pretty,
+            no_checks,
+            config,
+        } => check(images, pretty, no_checks, config),
+        Cmd::Models { cmd } => models(cmd),
+    }
+}
+
+fn check(images: Vec<PathBuf>, pretty: bool, no_checks: bool, config: Config) -> Result<ExitCode> {
+    let pipeline = Pipeline::load(config).context("loading models")?;
+    let opts = CheckOptions {
+        enable_checks: !no_checks,
+    };
+    let mut all_live = true;
+    if pretty {
+        println!(
+            "{:<40} {:<15} {:>6} {:>7}  reasons",
+            "image", "status", "score", "ms"
+        );
+    }
+    for path in &images {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match pipeline.run(&bytes, opts) {
+            Ok(v) => {
+                all_live &= v.status == Status::Live;
+                if pretty {
+                    let reasons: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+                    println!(
+                        "{:<40} {:<15} {:>6} {:>7.1}  {}",
+                        path.display(),
+                        format!("{:?}", v.status),
+                        v.liveness_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into()),
+                        v.timings.total_ms,
+                        reasons.join(",")
+                    );
+                } else {
+                    let mut j = serde_json::to_value(&v)?;
+                    if let Some(o) = j.as_object_mut() {
+                        o.insert("file".into(), serde_json::Value::String(path.display().to_string()));
+                    }
+                    println!("{j}");
+                }
+            }
+            Err(e) => {
+                all_live = false;
+                if pretty {
+                    println!("{:<40} {:<15} {:>6} {:>7}  {}", path.display(), "ERROR", "-", "-", e);
+                } else {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": path.display().to_string(), "error": {"code": e.code(), "message": e.to_string()}})
+                    );
+                }
+            }
+        }
+    }
+    Ok(if all_live { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn models(cmd: ModelsCmd) -> Result<ExitCode> {
+    match cmd {
+        ModelsCmd::Fetch {
+            names,
+            all,
+            offline,
+            config,
+        } => {
+            let dir = &config.models.models_dir;
+            let manifest = Manifest::load(&dir.join("manifest.toml"))?;
+            let entries = provision::entries(&manifest, &names, all)?;
+            for e in &entries {
+                let origin = provision::fetch_one(dir, e, config.models.model_mirror.as_deref(), !offline)?;
+                println!("{:<20} ok  {}  ({origin})", e.name, e.sha256);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCmd::Verify { names, all, config } => {
+            let dir = &config.models.models_dir;
+            let manifest = Manifest::load(&dir.join("manifest.toml"))?;
+            let entries = provision::entries(&manifest, &names, all)?;
+            for (name, sha) in provision::verify_all(dir, &entries)? {
+                println!("{name:<20} ok  {sha}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCmd::List { config } => {
+            let dir = &config.models.models_dir;
+            let manifest = Manifest::load(&dir.join("manifest.toml"))?;
+            println!(
+                "{:<20} {:<9} {:<8} {:<10} {:<9} {}",
+                "name", "role", "default", "input", "present", "license"
+            );
+            for e in &manifest.models {
+                let present = provision::verify_all(dir, &[e]).is_ok();
+                println!(
+                    "{:<20} {:<9} {:<8} {:<10} {:<9} {}",
+                    e.name,
+                    format!("{:?}", e.role).to_lowercase(),
+                    e.default,
+                    format!("{}x{}", e.input.width, e.input.height),
+                    if present { "yes" } else { "no" },
+                    e.license
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Decoding with limits: image bytes → upright RGB pixels, or a typed [`DecodeError`].
+//!
+//! Limits (bytes, width, height, pixels) are checked on the header before any pixel buffer is
+//! allocated, so a decompression bomb or a header claiming 100000x100000 costs nothing. EXIF
+//! orientation is applied. Large JPEGs are decoded at a reduced DCT scale.
+
+use crate::config::Limits;
+use crate::error::DecodeError;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use serde::Serialize;
+use std::io::Cursor;
+
+/// An upright RGB image plus what we learnt while decoding it.
+#[derive(Debug)]
+pub struct Decoded {
+    pub image: RgbImage,
+    pub info: ImageInfo,
+}
+
+/// Facts about the decoded image, reported in the verdict.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ImageInfo {
+    /// "jpeg", "png" or "webp".
+    pub format: &'static str,
+    /// Upright width and height of the original image, in pixels.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation tag that was applied (1 = none).
+    pub exif_orientation: u8,
+    /// 1 for a full decode, 2/4/8 when a large JPEG was decoded at reduced DCT scale.
+    pub decode_scale: u32,
+}
+
+impl Decoded {
+    /// Factor from decoded-pixel coordinates to original-image coordinates.
+    pub fn scale_to_original(&self) -> f32 {
+        self.info.width as f32 / self.image.width().max(1) as f32
+    }
+}
+
+/// Decode `bytes` within `limits`.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() > limits.max_image_bytes {
+        return Err(DecodeError::TooManyBytes {
+            size: bytes.len(),
+            limit: limits.max_image_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
+    let format_name = match format {
+        ImageFormat::Jpeg => "jpeg",
+        ImageFormat::Png => "png",
+        ImageFormat::WebP => "webp",
+        other => {
+            return Err(DecodeError::UnsupportedFormat(
+                other.extensions_str().first().copied().unwrap_or("unknown").to_uppercase(),
+            ))
+        }
+    };
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut img_limits = image::Limits::default();
+    img_limits.max_image_width = Some(limits.max_image_side);
+    img_limits.max_image_height = Some(limits.max_image_side);
+    // Room for the RGB(A) buffer of the largest allowed image plus decoder scratch.
+    img_limits.max_alloc = Some(limits.max_image_pixels.saturating_mul(4).saturating_add(64 << 20));
+    reader.limits(img_limits);
+    let mut decoder = reader.into_decoder().map_err(|e| map_image_error(e, limits))?;
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w, h, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+
+    let long_side = w.max(h);
+    let (rgb, decode_scale) = if format == ImageFormat::Jpeg && long_side > limits.decode_max_side {
+        drop(decoder);
+        decode_jpeg_scaled(bytes, w, h, limits.decode_max_side)?
+    } else {
+        let dynimg = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
+        (dynimg.into_rgb8(), 1)
+    };
+    let image = apply_orientation(rgb, orientation);
+    let (uw, uh) = if orientation_swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    Ok(Decoded {
+        image,
+        info: ImageInfo {
+            format: format_name,
+            width: uw,
+            height: uh,
+            exif_orientation: orientation_tag(orientation),
+            decode_scale,
+        },
+    })
+}
+
+fn check_dimensions(w: u32, h: u32, limits: &Limits) -> Result<(), DecodeError> {
+    if w == 0 || h == 0 {
+        return Err(DecodeError::Corrupt(format!("image has zero size {w}x{h}")));
+    }
+    if w > limits.max_image_side || h > limits.max_image_side {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit: format!("max side {} px", limits.max_image_side),
+        });
+    }
+    if u64::from(w) * u64::from(h) > limits.max_image_pixels {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit: format!("max {} pixels", limits.max_image_pixels),
+        });
+    }
+    Ok(())
+}
+
+/// Decode a large JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) whose long side is still at
+/// least `min_long_side`.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    w: u32,
+    h: u32,
+    min_long_side: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.read_info().map_err(map_jpeg_error)?;
+    let long = w.max(h);
+    let mut denom = 1u32;
+    while denom < 8 && long / (denom * 2) >= min_long_side {
+        denom *= 2;
+    }
+    let req_w = u16::try_from(w.div_ceil(denom)).unwrap_or(u16::MAX);
+    let req_h = u16::try_from(h.div_ceil(denom)).unwrap_or(u16::MAX);
+    let (sw, sh) = dec.scale(req_w, req_h).map_err(map_jpeg_error)?;
+    let pixels = dec.decode().map_err(map_jpeg_error)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| DecodeError::Corrupt("JPEG header missing after decode".into()))?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let n = (sw as usize) * (sh as usize);
+    let rgb: Vec<u8> = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        jpeg_decoder::PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0]])
+            .collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let k = u16::from(c[3]);
+                [c[0], c[1], c[2]].map(|v| ((u16::from(v) * k) / 255) as u8)
+            })
+            .collect(),
+    };
+    if rgb.len() < n * 3 {
+        return Err(DecodeError::Truncated("JPEG data ends early".into()));
+    }
+    let img = RgbImage::from_raw(sw, sh, rgb)
+        .ok_or_else(|| DecodeError::Corrupt("JPEG buffer size mismatch".into()))?;
+    let actual = (w / sw.max(1)).max(1);
+    Ok((img, actual))
+}
+
+fn map_jpeg_error(e: jpeg_decoder::Error) -> DecodeError {
+    match e {
+        jpeg_decoder::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Truncated(io.to_string())
+        }
+        jpeg_decoder::Error::Unsupported(u) => DecodeError::UnsupportedFormat(format!("JPEG ({u:?})")),
+        other => {
+            let msg = other.to_string();
+            if looks_truncated(&msg) {
+                DecodeError::Truncated(msg)
+            } else {
+                DecodeError::Corrupt(msg)
+            }
+        }
+    }
+}
+
+fn looks_truncated(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("eof") || m.contains("end of file") || m.contains("no more bytes") || m.contains("truncat")
+        || m.contains("unexpected end")
+}
+
+fn map_image_error(e: image::ImageError, limits: &Limits) -> DecodeError {
+    use image::ImageError as E;
+    match e {
+        E::Limits(l) => DecodeError::TooLarge {
+            width: 0,
+            height: 0,
+            limit: format!("{l} (max side {} px)", limits.max_image_side),
+        },
+        E::Unsupported(u) => DecodeError::UnsupportedFormat(u.to_string()),
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Truncated(io.to_string())
+        }
+        other => {
+            let msg = other.to_string();
+            if looks_truncated(&msg) {
+                DecodeError::Truncated(msg)
+            } else {
+                DecodeError::Corrupt(msg)
+            }
+        }
+    }
+}
+
+fn orientation_swaps_axes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+fn orientation_tag(o: Orientation) -> u8 {
+    o.to_exif()
+}
+
+fn apply_orientation(img: RgbImage, o: Orientation) -> RgbImage {
+    if o == Orientation::NoTransforms {
+        return img;
+    }
+    let mut d = DynamicImage::ImageRgb8(img);
+    d.apply_orientation(o);
+    d.into_rgb8()
+}

@@ -1,0 +1,203 @@
+//! `models/manifest.toml`: what each model is, where it comes from, how to feed it, how to read it.
+
+use crate::error::ModelError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The parsed manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Manifest {
+    #[serde(rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Detector,
+    Liveness,
+}
+
+/// One model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub default: bool,
+    pub file: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub mirror_path: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub recipe: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+    pub input: InputSpec,
+    #[serde(default)]
+    pub detector: Option<DetectorSpec>,
+    #[serde(default)]
+    pub liveness: Option<LivenessSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Layout {
+    NCHW,
+    NHWC,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ColorOrder {
+    RGB,
+    BGR,
+}
+
+/// How to turn pixels into the model's input tensor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub color: ColorOrder,
+    /// Per channel, in the model's channel order, in 0..255 units: tensor = (pixel - mean) / std.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorLayer {
+    pub stride: u32,
+    pub per_cell: u32,
+}
+
+/// SSD-style (BlazeFace) detector head.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    pub anchors: Vec<AnchorLayer>,
+    pub min_score: f32,
+    pub nms_iou: f32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// N logits → softmax; the probability of class `live_index` is the live score.
+    Softmax,
+    /// One logit; sigmoid = probability of spoof; live score = 1 - p.
+    SigmoidSpoof,
+    /// One logit; sigmoid = probability of live.
+    SigmoidLive,
+}
+
+/// Liveness classifier on a face crop.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessSpec {
+    pub crop_scale: f32,
+    pub output: OutputKind,
+    #[serde(default)]
+    pub live_index: usize,
+    pub weight: f32,
+}
+
+impl Manifest {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Manifest, ModelError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ModelError::Manifest {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        m.validate(origin)?;
+        Ok(m)
+    }
+
+    pub fn load(path: &Path) -> Result<Manifest, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Manifest::from_toml(&text, &path.display().to_string())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ModelError> {
+        let bad = |message: String| ModelError::Manifest {
+            path: origin.to_string(),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for m in &self.models {
+            if !names.insert(m.name.as_str()) {
+                return Err(bad(format!("duplicate model name {}", m.name)));
+            }
+            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(format!("model {}: sha256 must be 64 hex digits", m.name)));
+            }
+            if m.file.contains('/') || m.file.contains("..") || m.file.is_empty() {
+                return Err(bad(format!("model {}: file must be a plain file name", m.name)));
+            }
+            if m.input.width == 0 || m.input.height == 0 || m.input.std.iter().any(|s| *s == 0.0) {
+                return Err(bad(format!("model {}: input size and std must be non-zero", m.name)));
+            }
+            match m.role {
+                Role::Detector => {
+                    let d = m
+                        .detector
+                        .as_ref()
+                        .ok_or_else(|| bad(format!("model {}: role detector needs [model.detector]", m.name)))?;
+                    if d.anchors.is_empty() || d.anchors.iter().any(|a| a.stride == 0 || a.per_cell == 0) {
+                        return Err(bad(format!("model {}: anchors must be non-empty and non-zero", m.name)));
+                    }
+                }
+                Role::Liveness => {
+                    let l = m
+                        .liveness
+                        .as_ref()
+                        .ok_or_else(|| bad(format!("model {}: role liveness needs [model.liveness]", m.name)))?;
+                    if !(l.crop_scale > 0.0) || !(l.weight > 0.0) {
+                        return Err(bad(format!("model {}: crop_scale and weight must be > 0", m.name)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The active models of a role: the named ones in the given order, or the manifest's defaults.
+    pub fn select(&self, role: Role, names: &[String]) -> Result<Vec<&ModelEntry>, ModelError> {
+        if names.is_empty() {
+            return Ok(self.models.iter().filter(|m| m.role == role && m.default).collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                let m = self.get(n).ok_or_else(|| ModelError::Unknown(n.clone()))?;
+                if m.role != role {
+                    return Err(ModelError::Manifest {
+                        path: "manifest".into(),
+                        message: format!("model {n} has role {:?}, not {role:?}", m.role),
+                    });
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+}
+
+/// Hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

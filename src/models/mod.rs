@@ -1,0 +1,221 @@
+//! Models as data: manifest → verified bytes → optimised tract plans, built once per process.
+
+pub mod manifest;
+pub mod provision;
+
+use crate::config::ModelConfig;
+use crate::detect::Detector;
+use crate::error::ModelError;
+use crate::liveness::LivenessModel;
+use manifest::{sha256_hex, Layout, Manifest, ModelEntry, Role};
+use serde::Serialize;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// An optimised, runnable tract plan with its input shape fixed.
+#[derive(Clone)]
+pub struct Plan {
+    inner: Arc<TypedRunnableModel>,
+}
+
+impl Plan {
+    /// Parse ONNX bytes, fix the input shape from the manifest, optimise.
+    pub fn from_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, ModelError> {
+        let load_err = |e: TractError| ModelError::Load {
+            name: entry.name.clone(),
+            message: format!("{e:#}"),
+        };
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(load_err)?;
+        let shape = input_shape(entry);
+        // A model with a concrete input shape must agree with the manifest.
+        let declared = model.input_fact(0).map_err(load_err)?.shape.clone();
+        if let Some(dims) = tract_onnx::tract_hir::infer::Factoid::concretize(&declared) {
+            use tract_onnx::tract_hir::internal::DimLike;
+            let dims: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
+            let mismatch = dims.len() != 4
+                || dims.iter().zip(shape.iter()).enumerate().any(|(i, (d, s))| match d {
+                    Some(d) => *d != *s && !(i == 0 && *d != 1),
+                    None => false,
+                });
+            if mismatch {
+                return Err(ModelError::IoMismatch {
+                    name: entry.name.clone(),
+                    message: format!("model input is {dims:?}, manifest says {shape:?} ({:?})", entry.input.layout),
+                });
+            }
+        }
+        model = model
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(load_err)?;
+        let typed = model.into_optimized().map_err(|e| ModelError::IoMismatch {
+            name: entry.name.clone(),
+            message: format!("model does not accept input {shape:?}: {e:#}"),
+        })?;
+        let inner = typed.into_runnable().map_err(load_err)?;
+        Ok(Plan { inner })
+    }
+
+    pub fn run(&self, input: Tensor) -> TractResult<TVec<TValue>> {
+        self.inner.run(tvec!(input.into()))
+    }
+
+    /// The f32 data of output `i` of a run.
+    pub fn output_f32(outputs: &TVec<TValue>, i: usize) -> Option<&[f32]> {
+        outputs.get(i)?.try_as_plain_ram().ok()?.as_slice::<f32>().ok()
+    }
+
+    /// Concrete output shapes (empty vec for an output whose shape is not concrete).
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        let m = self.inner.model();
+        (0..m.outputs.len())
+            .map(|i| {
+                m.output_fact(i)
+                    .ok()
+                    .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+fn input_shape(e: &ModelEntry) -> [usize; 4] {
+    let (w, h) = (e.input.width as usize, e.input.height as usize);
+    match e.input.layout {
+        Layout::NCHW => [1, 3, h, w],
+        Layout::NHWC => [1, h, w, 3],
+    }
+}
+
+/// What was loaded, for verdicts, /health and logs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+    pub file: String,
+}
+
+/// All active models, loaded once and shared by reference.
+pub struct Registry {
+    pub detectors: Vec<Detector>,
+    pub liveness: Vec<LivenessModel>,
+    pub models: Vec<ModelInfo>,
+    /// Where the models came from ("dir:models", "s3://bucket/prefix").
+    pub source: String,
+}
+
+impl Registry {
+    /// Load from the models directory (manifest.toml + files), verifying every sha256.
+    pub fn load(cfg: &ModelConfig) -> Result<Registry, ModelError> {
+        let manifest = Manifest::load(&cfg.models_dir.join("manifest.toml"))?;
+        let dir = cfg.models_dir.clone();
+        Registry::from_source(&manifest, cfg, &format!("dir:{}", dir.display()), |entry| {
+            let path = dir.join(&entry.file);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ModelError::Missing {
+                        name: entry.name.clone(),
+                        tried: format!("{} (run `ekyc models fetch`)", path.display()),
+                    }
+                } else {
+                    ModelError::Io { path: path.clone(), source: e }
+                }
+            })?;
+            provision::verify_file(&dir, entry, &bytes)?;
+            Ok(bytes)
+        })
+    }
+
+    /// Load the active models of `manifest`, getting each file's bytes from `fetch` (a directory,
+    /// S3, …), which must verify them (sha256), and building the plans in parallel.
+    pub fn from_source(
+        manifest: &Manifest,
+        cfg: &ModelConfig,
+        source: &str,
+        fetch: impl Fn(&ModelEntry) -> Result<Vec<u8>, ModelError> + Sync,
+    ) -> Result<Registry, ModelError> {
+        let detectors = manifest.select(Role::Detector, &cfg.detectors)?;
+        let liveness = manifest.select(Role::Liveness, &cfg.liveness_models)?;
+        if detectors.is_empty() || liveness.is_empty() {
+            return Err(ModelError::Manifest {
+                path: source.to_string(),
+                message: "need at least one detector and one liveness model".into(),
+            });
+        }
+        let entries: Vec<&ModelEntry> = detectors.iter().chain(liveness.iter()).copied().collect();
+        let plans: Vec<Result<Plan, ModelError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    let fetch = &fetch;
+                    s.spawn(move || {
+                        let bytes = fetch(e)?;
+                        Plan::from_onnx(e, &bytes)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ModelError::Load {
+                            name: "?".into(),
+                            message: "model loading thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut reg = Registry {
+            detectors: Vec::new(),
+            liveness: Vec::new(),
+            models: Vec::new(),
+            source: source.to_string(),
+        };
+        for (e, plan) in entries.into_iter().zip(plans) {
+            let plan = plan?;
+            reg.models.push(ModelInfo {
+                name: e.name.clone(),
+                role: e.role,
+                sha256: e.sha256.clone(),
+                file: e.file.clone(),
+            });
+            match e.role {
+                Role::Detector => {
+                    let spec = e.detector.clone().ok_or_else(|| ModelError::Manifest {
+                        path: source.into(),
+                        message: format!("{} lacks [model.detector]", e.name),
+                    })?;
+                    reg.detectors
+                        .push(Detector::new(e.name.clone(), plan, e.input.clone(), spec)?);
+                }
+                Role::Liveness => {
+                    let spec = e.liveness.clone().ok_or_else(|| ModelError::Manifest {
+                        path: source.into(),
+                        message: format!("{} lacks [model.liveness]", e.name),
+                    })?;
+                    reg.liveness
+                        .push(LivenessModel::new(e.name.clone(), plan, e.input.clone(), spec)?);
+                }
+            }
+        }
+        Ok(reg)
+    }
+}
+
+/// Check bytes against the manifest's sha256.
+pub fn verify_bytes(e: &ModelEntry, bytes: &[u8], source: &str) -> Result<(), ModelError> {
+    let actual = sha256_hex(bytes);
+    if actual.eq_ignore_ascii_case(&e.sha256) {
+        Ok(())
+    } else {
+        Err(ModelError::HashMismatch {
+            name: e.name.clone(),
+            source_desc: format!("{source}/{}", e.file),
+            expected: e.sha256.clone(),
+            actual,
+        })
+    }
+}
