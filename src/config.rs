@@ -61,9 +61,9 @@ pub struct Limits {
     /// Largest accepted width x height.
     #[arg(long, env = "EKYC_MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
     pub max_image_pixels: u64,
-    /// JPEGs whose long side exceeds this are decoded at a reduced DCT scale (1/2, 1/4, 1/8) so that the
-    /// long side stays at least this large: a 12-MP photo costs little more than a small one.
-    #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = 2048)]
+    /// JPEGs at least twice this size (long side) are decoded at a reduced DCT scale (1/2, 1/4, 1/8)
+    /// keeping the long side at least this large: a 12-MP photo costs little more than a small one.
+    #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = 1024)]
     pub decode_max_side: u32,
 }
 

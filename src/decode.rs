@@ -74,10 +74,10 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
     check_dimensions(w, h, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
 
-    let long_side = w.max(h);
-    let (rgb, decode_scale) = if format == ImageFormat::Jpeg && long_side > limits.decode_max_side {
+    let denom = jpeg_scale_denominator(w.max(h), limits.decode_max_side);
+    let (rgb, decode_scale) = if format == ImageFormat::Jpeg && denom > 1 {
         drop(decoder);
-        decode_jpeg_scaled(bytes, w, h, limits.decode_max_side)?
+        decode_jpeg_scaled(bytes, w, h, denom)?
     } else {
         let dynimg = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
         (dynimg.into_rgb8(), 1)
@@ -121,21 +121,19 @@ fn check_dimensions(w: u32, h: u32, limits: &Limits) -> Result<(), DecodeError> 
     Ok(())
 }
 
-/// Decode a large JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) whose long side is still at
-/// least `min_long_side`.
-fn decode_jpeg_scaled(
-    bytes: &[u8],
-    w: u32,
-    h: u32,
-    min_long_side: u32,
-) -> Result<(RgbImage, u32), DecodeError> {
-    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    dec.read_info().map_err(map_jpeg_error)?;
-    let long = w.max(h);
+/// The largest DCT scale denominator (1, 2, 4, 8) that keeps the long side at least `min_long_side`.
+fn jpeg_scale_denominator(long: u32, min_long_side: u32) -> u32 {
     let mut denom = 1u32;
-    while denom < 8 && long / (denom * 2) >= min_long_side {
+    while denom < 8 && long / (denom * 2) >= min_long_side.max(1) {
         denom *= 2;
     }
+    denom
+}
+
+/// Decode a large JPEG at DCT scale 1/`denom`.
+fn decode_jpeg_scaled(bytes: &[u8], w: u32, h: u32, denom: u32) -> Result<(RgbImage, u32), DecodeError> {
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.read_info().map_err(map_jpeg_error)?;
     let req_w = u16::try_from(w.div_ceil(denom)).unwrap_or(u16::MAX);
     let req_h = u16::try_from(h.div_ceil(denom)).unwrap_or(u16::MAX);
     let (sw, sh) = dec.scale(req_w, req_h).map_err(map_jpeg_error)?;

@@ -348,8 +348,14 @@ def largest_face(faces):
     return best
 
 
-def process_image(path, rel, detectors, liveness):
-    img = load_image(path)
+def process_image(path, rel, detectors, liveness, pixels_from=None):
+    # With --pixels-from, take the upright RGB pixels the Rust decoder produced (written by
+    # `ekyc decode --out DIR`, as DIR/<rel>.png) so that the comparison isolates everything after
+    # decoding: JPEG decoders (libjpeg-turbo in Pillow vs zune-jpeg in Rust) differ by a few levels.
+    if pixels_from:
+        img = load_image(os.path.join(pixels_from, rel + ".png"))
+    else:
+        img = load_image(path)
     h, w = img.shape[0], img.shape[1]
     used = None
     faces = []
@@ -395,6 +401,8 @@ def main(argv=None):
     ap.add_argument("--root", default=None,
                     help="root that JSON paths are relative to (default: common parent of --images)")
     ap.add_argument("--out", required=True, help="output JSON file")
+    ap.add_argument("--pixels-from", default=None,
+                    help="directory of decoded upright RGB PNGs (DIR/<rel>.png, from `ekyc decode --out DIR`)")
     args = ap.parse_args(argv)
 
     dirs = [os.path.abspath(d) for d in args.images]
@@ -414,7 +422,7 @@ def main(argv=None):
 
     images = []
     for rel, p in files:
-        entry = process_image(p, rel, detectors, liveness)
+        entry = process_image(p, rel, detectors, liveness, args.pixels_from)
         images.append(entry)
         if entry["faces"]:
             f = largest_face(entry["faces"])
@@ -433,6 +441,7 @@ def main(argv=None):
             "numpy": np.__version__,
             "pillow": PIL.__version__,
         },
+        "pixels": "rust-decoded PNGs (ekyc decode)" if args.pixels_from else "Pillow decode",
         "images": images,
     }
     out_dir = os.path.dirname(os.path.abspath(args.out))

@@ -31,6 +31,19 @@ enum Cmd {
         #[command(flatten)]
         config: Config,
     },
+    /// Decode images exactly as the pipeline does (limits, EXIF orientation, reduced-scale JPEG) and write
+    /// the upright RGB pixels as OUT/<path relative to --root>.png (input for tools/reference.py).
+    Decode {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Paths in OUT are relative to this directory.
+        #[arg(long)]
+        root: PathBuf,
+        #[command(flatten)]
+        config: Config,
+    },
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -97,6 +110,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
         } => check(images, pretty, no_checks, config),
         Cmd::Models { cmd } => models(cmd),
+        Cmd::Decode {
+            images,
+            out,
+            root,
+            config,
+        } => {
+            for path in &images {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let d = ekyc_liveness::decode::decode(&bytes, &config.limits)?;
+                let rel = path.strip_prefix(&root).unwrap_or(path);
+                let mut name = rel.as_os_str().to_os_string();
+                name.push(".png");
+                let dest = out.join(name);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                d.image.save(&dest).with_context(|| format!("writing {}", dest.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
