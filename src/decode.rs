@@ -57,19 +57,38 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
         ImageFormat::WebP => "webp",
         other => {
             return Err(DecodeError::UnsupportedFormat(
-                other.extensions_str().first().copied().unwrap_or("unknown").to_uppercase(),
+                other
+                    .extensions_str()
+                    .first()
+                    .copied()
+                    .unwrap_or("unknown")
+                    .to_uppercase(),
             ))
         }
     };
 
+    if format == ImageFormat::Jpeg && !jpeg_has_eoi(bytes) {
+        // zune-jpeg fills missing scan data with grey instead of failing: refuse it here.
+        return Err(DecodeError::Truncated(
+            "JPEG has no end-of-image marker after its last scan".into(),
+        ));
+    }
+
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // Width/height are checked by check_dimensions below (with a clear error); the allocation cap is
+    // a second line of defence inside the decoders.
     let mut img_limits = image::Limits::default();
-    img_limits.max_image_width = Some(limits.max_image_side);
-    img_limits.max_image_height = Some(limits.max_image_side);
     // Room for the RGB(A) buffer of the largest allowed image plus decoder scratch.
-    img_limits.max_alloc = Some(limits.max_image_pixels.saturating_mul(4).saturating_add(64 << 20));
+    img_limits.max_alloc = Some(
+        limits
+            .max_image_pixels
+            .saturating_mul(4)
+            .saturating_add(64 << 20),
+    );
     reader.limits(img_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| map_image_error(e, limits))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, limits))?;
     let (w, h) = decoder.dimensions();
     check_dimensions(w, h, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -98,6 +117,16 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
             decode_scale,
         },
     })
+}
+
+/// True when an EOI marker (FF D9) follows the last start-of-scan marker (FF DA). Entropy-coded data
+/// byte-stuffs 0xFF, so neither marker can occur inside scan data.
+fn jpeg_has_eoi(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xff, 0xda]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xff, 0xd9]),
+        None => false,
+    }
 }
 
 fn check_dimensions(w: u32, h: u32, limits: &Limits) -> Result<(), DecodeError> {
@@ -131,7 +160,12 @@ fn jpeg_scale_denominator(long: u32, min_long_side: u32) -> u32 {
 }
 
 /// Decode a large JPEG at DCT scale 1/`denom`.
-fn decode_jpeg_scaled(bytes: &[u8], w: u32, h: u32, denom: u32) -> Result<(RgbImage, u32), DecodeError> {
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    w: u32,
+    h: u32,
+    denom: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     dec.read_info().map_err(map_jpeg_error)?;
     let req_w = u16::try_from(w.div_ceil(denom)).unwrap_or(u16::MAX);
@@ -172,7 +206,9 @@ fn map_jpeg_error(e: jpeg_decoder::Error) -> DecodeError {
         jpeg_decoder::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             DecodeError::Truncated(io.to_string())
         }
-        jpeg_decoder::Error::Unsupported(u) => DecodeError::UnsupportedFormat(format!("JPEG ({u:?})")),
+        jpeg_decoder::Error::Unsupported(u) => {
+            DecodeError::UnsupportedFormat(format!("JPEG ({u:?})"))
+        }
         other => {
             let msg = other.to_string();
             if looks_truncated(&msg) {
@@ -186,7 +222,10 @@ fn map_jpeg_error(e: jpeg_decoder::Error) -> DecodeError {
 
 fn looks_truncated(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
-    m.contains("eof") || m.contains("end of file") || m.contains("no more bytes") || m.contains("truncat")
+    m.contains("eof")
+        || m.contains("end of file")
+        || m.contains("no more bytes")
+        || m.contains("truncat")
         || m.contains("unexpected end")
 }
 

@@ -137,8 +137,9 @@ fn weighted_nms(mut c: Vec<Candidate>, iou_thr: f32) -> Vec<Candidate> {
     while !c.is_empty() {
         let first = c[0].v;
         let top_score = c[0].score;
-        let (group, rest): (Vec<Candidate>, Vec<Candidate>) =
-            c.into_iter().partition(|x| iou(&first, &x.v) > iou_thr || x.v == first);
+        let (group, rest): (Vec<Candidate>, Vec<Candidate>) = c
+            .into_iter()
+            .partition(|x| iou(&first, &x.v) > iou_thr || x.v == first);
         let wsum: f32 = group.iter().map(|g| g.score).sum();
         let mut v = [0f32; 16];
         for g in &group {
@@ -146,18 +147,29 @@ fn weighted_nms(mut c: Vec<Candidate>, iou_thr: f32) -> Vec<Candidate> {
                 *acc += val * g.score / wsum;
             }
         }
-        out.push(Candidate { score: top_score, v });
+        out.push(Candidate {
+            score: top_score,
+            v,
+        });
         c = rest;
     }
     out
 }
 
 impl Detector {
-    pub(crate) fn new(name: String, plan: Plan, input: InputSpec, spec: DetectorSpec) -> Result<Detector, ModelError> {
+    pub(crate) fn new(
+        name: String,
+        plan: Plan,
+        input: InputSpec,
+        spec: DetectorSpec,
+    ) -> Result<Detector, ModelError> {
         if input.width != input.height {
             return Err(ModelError::IoMismatch {
                 name,
-                message: format!("detector input must be square, manifest says {}x{}", input.width, input.height),
+                message: format!(
+                    "detector input must be square, manifest says {}x{}",
+                    input.width, input.height
+                ),
             });
         }
         let anchors = anchors(input.width, &spec.anchors);
@@ -191,8 +203,18 @@ impl Detector {
         let tensor = input_tensor(
             &self.input,
             img,
-            Rect { x: 0, y: 0, w: img.width(), h: img.height() },
-            Rect { x: lb.off_x, y: lb.off_y, w: lb.new_w, h: lb.new_h },
+            Rect {
+                x: 0,
+                y: 0,
+                w: img.width(),
+                h: img.height(),
+            },
+            Rect {
+                x: lb.off_x,
+                y: lb.off_y,
+                w: lb.new_w,
+                h: lb.new_h,
+            },
         )
         .map_err(|e| self.err(e))?;
         let outputs = self.plan.run(tensor).map_err(|e| self.err(e))?;
@@ -240,7 +262,12 @@ impl Detector {
                     *kp = p(c.v[4 + 2 * k], c.v[5 + 2 * k]);
                 }
                 Face {
-                    bbox: BBox { x: tl.x, y: tl.y, width: br.x - tl.x, height: br.y - tl.y },
+                    bbox: BBox {
+                        x: tl.x,
+                        y: tl.y,
+                        width: br.x - tl.x,
+                        height: br.y - tl.y,
+                    },
                     score: c.score,
                     keypoints: kps,
                 }

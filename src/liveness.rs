@@ -35,7 +35,8 @@ pub fn crop_region(img_w: u32, img_h: u32, b: &BBox, crop_scale: f32) -> Rect {
     let scale = crop_scale.min((h - 1.0) / bh).min((w - 1.0) / bw);
     let (nw, nh) = (bw * scale, bh * scale);
     let (cx, cy) = (b.x + bw / 2.0, b.y + bh / 2.0);
-    let (mut l, mut t, mut r, mut bt) = (cx - nw / 2.0, cy - nh / 2.0, cx + nw / 2.0, cy + nh / 2.0);
+    let (mut l, mut t, mut r, mut bt) =
+        (cx - nw / 2.0, cy - nh / 2.0, cx + nw / 2.0, cy + nh / 2.0);
     if l < 0.0 {
         r -= l;
         l = 0.0;
@@ -66,7 +67,12 @@ pub fn crop_region(img_w: u32, img_h: u32, b: &BBox, crop_scale: f32) -> Rect {
 }
 
 impl LivenessModel {
-    pub(crate) fn new(name: String, plan: Plan, input: InputSpec, spec: LivenessSpec) -> Result<LivenessModel, ModelError> {
+    pub(crate) fn new(
+        name: String,
+        plan: Plan,
+        input: InputSpec,
+        spec: LivenessSpec,
+    ) -> Result<LivenessModel, ModelError> {
         let shapes = plan.output_shapes();
         let n_out: Option<usize> = shapes.first().map(|s| s.iter().product());
         let ok = match (spec.output, n_out) {
@@ -83,22 +89,34 @@ impl LivenessModel {
                 ),
             });
         }
-        Ok(LivenessModel { name, plan, input, spec })
+        Ok(LivenessModel {
+            name,
+            plan,
+            input,
+            spec,
+        })
     }
 
     /// Live probability for the face `b` (in `img` coordinates).
     pub fn score(&self, img: &RgbImage, b: &BBox) -> Result<f32, ModelError> {
         let region = crop_region(img.width(), img.height(), b, self.spec.crop_scale);
-        let dst = Rect { x: 0, y: 0, w: self.input.width, h: self.input.height };
+        let dst = Rect {
+            x: 0,
+            y: 0,
+            w: self.input.width,
+            h: self.input.height,
+        };
         let t = input_tensor(&self.input, img, region, dst).map_err(|e| self.err(e))?;
         let out = self.plan.run(t).map_err(|e| self.err(e))?;
-        let v = Plan::output_f32(&out, 0)
-            .ok_or_else(|| self.err("output missing"))?;
+        let v = Plan::output_f32(&out, 0).ok_or_else(|| self.err("output missing"))?;
         let p = match self.spec.output {
             OutputKind::Softmax => {
                 let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let sum: f32 = v.iter().map(|x| (x - m).exp()).sum();
-                let live = v.get(self.spec.live_index).copied().ok_or_else(|| self.err("live_index out of range"))?;
+                let live = v
+                    .get(self.spec.live_index)
+                    .copied()
+                    .ok_or_else(|| self.err("live_index out of range"))?;
                 (live - m).exp() / sum
             }
             OutputKind::SigmoidLive => sigmoid(v.first().copied().unwrap_or(0.0)),
@@ -129,5 +147,9 @@ pub fn ensemble(scores: &[ModelScore]) -> f32 {
     if wsum <= 0.0 {
         return 0.0;
     }
-    scores.iter().map(|s| s.live_probability * s.weight).sum::<f32>() / wsum
+    scores
+        .iter()
+        .map(|s| s.live_probability * s.weight)
+        .sum::<f32>()
+        / wsum
 }

@@ -19,7 +19,9 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { enable_checks: true }
+        CheckOptions {
+            enable_checks: true,
+        }
     }
 }
 
@@ -172,7 +174,11 @@ impl Pipeline {
         v.scores = scores;
         v.liveness_score = Some(score);
         v.is_live = score >= threshold;
-        v.status = if v.is_live { Status::Live } else { Status::Spoof };
+        v.status = if v.is_live {
+            Status::Live
+        } else {
+            Status::Spoof
+        };
         v.confidence = Some(if v.is_live { score } else { 1.0 - score });
         Ok(v)
     }

@@ -118,7 +118,12 @@ impl Letterbox {
 
 /// A model input tensor filled from a region of an image, per the manifest's input spec.
 /// The region is resized to `dst` (w, h) and placed at (dst_x, dst_y); the rest is black padding.
-pub fn input_tensor(spec: &InputSpec, img: &RgbImage, region: Rect, dst: Rect) -> TractResult<Tensor> {
+pub fn input_tensor(
+    spec: &InputSpec,
+    img: &RgbImage,
+    region: Rect,
+    dst: Rect,
+) -> TractResult<Tensor> {
     let (w, h) = (spec.width as usize, spec.height as usize);
     let plane = w * h;
     let order: [usize; 3] = match spec.color {
@@ -172,7 +177,10 @@ pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
         return 0.0;
     }
     let total = u64::from(r.w) * u64::from(r.h);
-    let step = ((total as f64 / f64::from(max_samples.max(1))).sqrt().floor() as u32).max(1);
+    let step = ((total as f64 / f64::from(max_samples.max(1)))
+        .sqrt()
+        .floor() as u32)
+        .max(1);
     let (mut sum, mut n) = (0f64, 0u64);
     let mut y = r.y;
     while y < r.y + r.h {
@@ -229,7 +237,9 @@ pub fn laplacian_variance(grey: &[f32], size: usize) -> f32 {
     for y in 1..size - 1 {
         for x in 1..size - 1 {
             let c = grey[y * size + x];
-            let l = grey[(y - 1) * size + x] + grey[(y + 1) * size + x] + grey[y * size + x - 1]
+            let l = grey[(y - 1) * size + x]
+                + grey[(y + 1) * size + x]
+                + grey[y * size + x - 1]
                 + grey[y * size + x + 1]
                 - 4.0 * c;
             let l = f64::from(l);

@@ -114,7 +114,12 @@ pub fn clip_rect(b: &BBox, w: u32, h: u32) -> Rect {
 
 /// Run every check. `faces` are in `img` coordinates, largest first; `to_original` converts `img`
 /// pixels to original-image pixels (reduced-scale decode).
-pub fn gate(img: &RgbImage, faces: &[Face], to_original: f32, cfg: &QualityConfig) -> QualityReport {
+pub fn gate(
+    img: &RgbImage,
+    faces: &[Face],
+    to_original: f32,
+    cfg: &QualityConfig,
+) -> QualityReport {
     let (w, h) = (img.width(), img.height());
     let mut r = QualityReport::default();
     let whole = Rect { x: 0, y: 0, w, h };
@@ -122,14 +127,23 @@ pub fn gate(img: &RgbImage, faces: &[Face], to_original: f32, cfg: &QualityConfi
     let significant = significant_faces(faces, cfg);
     r.scores.faces = significant.len();
     let Some(face) = faces.first() else {
-        r.reasons.push(reason(ReasonCode::NoFace, "No face was found in the image.".into(), None, None, None));
+        r.reasons.push(reason(
+            ReasonCode::NoFace,
+            "No face was found in the image.".into(),
+            None,
+            None,
+            None,
+        ));
         brightness_image_only(&mut r, cfg);
         return r;
     };
     if significant.len() > 1 {
         r.reasons.push(reason(
             ReasonCode::MultipleFaces,
-            format!("{} faces were found; exactly one person must be in the picture.", significant.len()),
+            format!(
+                "{} faces were found; exactly one person must be in the picture.",
+                significant.len()
+            ),
             Some(significant.len() as f32),
             Some(1.0),
             Some("faces"),
@@ -219,7 +233,10 @@ pub fn gate(img: &RgbImage, faces: &[Face], to_original: f32, cfg: &QualityConfi
     } else if fb > cfg.max_face_brightness {
         r.reasons.push(reason(
             ReasonCode::TooBright,
-            format!("The face is overexposed (brightness {fb:.0}, maximum {:.0}); avoid direct light.", cfg.max_face_brightness),
+            format!(
+                "The face is overexposed (brightness {fb:.0}, maximum {:.0}); avoid direct light.",
+                cfg.max_face_brightness
+            ),
             Some(fb),
             Some(cfg.max_face_brightness),
             Some("face_brightness"),
@@ -262,7 +279,11 @@ pub fn gate(img: &RgbImage, faces: &[Face], to_original: f32, cfg: &QualityConfi
     if roll.abs() > cfg.max_roll_deg {
         r.reasons.push(reason(
             ReasonCode::HeadRoll,
-            format!("The head is tilted {:.0}° (maximum {:.0}°); keep your head upright.", roll.abs(), cfg.max_roll_deg),
+            format!(
+                "The head is tilted {:.0}° (maximum {:.0}°); keep your head upright.",
+                roll.abs(),
+                cfg.max_roll_deg
+            ),
             Some(roll),
             Some(cfg.max_roll_deg),
             Some("roll_deg"),
@@ -285,7 +306,10 @@ fn brightness_image_only(r: &mut QualityReport, cfg: &QualityConfig) {
     if ib < cfg.min_image_brightness {
         r.reasons.push(reason(
             ReasonCode::TooDark,
-            format!("The picture is too dark (brightness {ib:.0}, minimum {:.0}).", cfg.min_image_brightness),
+            format!(
+                "The picture is too dark (brightness {ib:.0}, minimum {:.0}).",
+                cfg.min_image_brightness
+            ),
             Some(ib),
             Some(cfg.min_image_brightness),
             Some("image_brightness"),
@@ -293,7 +317,10 @@ fn brightness_image_only(r: &mut QualityReport, cfg: &QualityConfig) {
     } else if ib > cfg.max_image_brightness {
         r.reasons.push(reason(
             ReasonCode::TooBright,
-            format!("The picture is overexposed (brightness {ib:.0}, maximum {:.0}).", cfg.max_image_brightness),
+            format!(
+                "The picture is overexposed (brightness {ib:.0}, maximum {:.0}).",
+                cfg.max_image_brightness
+            ),
             Some(ib),
             Some(cfg.max_image_brightness),
             Some("image_brightness"),
@@ -301,7 +328,13 @@ fn brightness_image_only(r: &mut QualityReport, cfg: &QualityConfig) {
     }
 }
 
-fn reason(code: ReasonCode, message: String, score: Option<f32>, limit: Option<f32>, metric: Option<&'static str>) -> Reason {
+fn reason(
+    code: ReasonCode,
+    message: String,
+    score: Option<f32>,
+    limit: Option<f32>,
+    metric: Option<&'static str>,
+) -> Reason {
     Reason {
         code,
         message,

@@ -9,11 +9,17 @@ use image::{DynamicImage, ImageFormat, RgbImage};
 use std::collections::BTreeSet;
 use std::io::Cursor;
 
-const CHECKS: CheckOptions = CheckOptions { enable_checks: true };
-const NO_CHECKS: CheckOptions = CheckOptions { enable_checks: false };
+const CHECKS: CheckOptions = CheckOptions {
+    enable_checks: true,
+};
+const NO_CHECKS: CheckOptions = CheckOptions {
+    enable_checks: false,
+};
 
 fn run(rel: &str, opts: CheckOptions) -> Verdict {
-    pipeline().run(&read(rel), opts).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    pipeline()
+        .run(&read(rel), opts)
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn codes(v: &Verdict) -> BTreeSet<&'static str> {
@@ -22,12 +28,16 @@ fn codes(v: &Verdict) -> BTreeSet<&'static str> {
 
 fn encode(img: &RgbImage, fmt: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(img.clone()).write_to(&mut out, fmt).expect("encode");
+    DynamicImage::ImageRgb8(img.clone())
+        .write_to(&mut out, fmt)
+        .expect("encode");
     out.into_inner()
 }
 
 fn decoded(rel: &str) -> RgbImage {
-    ekyc_liveness::decode::decode(&read(rel), &config().limits).expect("decode").image
+    ekyc_liveness::decode::decode(&read(rel), &config().limits)
+        .expect("decode")
+        .image
 }
 
 /// Scores and boxes match the independent Python/onnxruntime reference (tools/reference.py, run on
@@ -38,9 +48,18 @@ fn scores_match_independent_reference() {
     let text = std::fs::read_to_string(&path).expect("reference fixture");
     let fixture: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
     let images = fixture["images"].as_array().expect("images");
-    let expected: BTreeSet<String> = images_in("live").into_iter().chain(images_in("spoof")).collect();
-    let covered: BTreeSet<String> = images.iter().map(|i| i["path"].as_str().unwrap_or("").to_string()).collect();
-    assert_eq!(covered, expected, "fixture must cover every live/ and spoof/ image");
+    let expected: BTreeSet<String> = images_in("live")
+        .into_iter()
+        .chain(images_in("spoof"))
+        .collect();
+    let covered: BTreeSet<String> = images
+        .iter()
+        .map(|i| i["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        covered, expected,
+        "fixture must cover every live/ and spoof/ image"
+    );
     for img in images {
         let rel = img["path"].as_str().expect("path");
         let v = run(rel, NO_CHECKS);
@@ -49,15 +68,26 @@ fn scores_match_independent_reference() {
         let got = [face.bbox.x, face.bbox.y, face.bbox.width, face.bbox.height];
         for (g, e) in got.iter().zip(b) {
             let e = e.as_f64().expect("num") as f32;
-            assert!((g - e).abs() < 0.05, "{rel}: box {got:?} vs reference {b:?}");
+            assert!(
+                (g - e).abs() < 0.05,
+                "{rel}: box {got:?} vs reference {b:?}"
+            );
         }
         for s in &v.scores {
             let e = img["scores"][&s.model].as_f64().expect("model score") as f32;
-            assert!((s.live_probability - e).abs() < 1e-3, "{rel} {}: {} vs reference {e}", s.model, s.live_probability);
+            assert!(
+                (s.live_probability - e).abs() < 1e-3,
+                "{rel} {}: {} vs reference {e}",
+                s.model,
+                s.live_probability
+            );
         }
         let e = img["ensemble"].as_f64().expect("ensemble") as f32;
         let got = v.liveness_score.expect("score");
-        assert!((got - e).abs() < 1e-3, "{rel}: ensemble {got} vs reference {e}");
+        assert!(
+            (got - e).abs() < 1e-3,
+            "{rel}: ensemble {got} vs reference {e}"
+        );
     }
 }
 
@@ -66,8 +96,16 @@ fn scores_match_independent_reference() {
 fn every_live_image_passes_the_gate() {
     for rel in images_in("live") {
         let v = run(&rel, CHECKS);
-        assert!(v.reasons.is_empty(), "{rel}: unexpected reasons {:?}", codes(&v));
-        assert!(matches!(v.status, Status::Live | Status::Spoof), "{rel}: {:?}", v.status);
+        assert!(
+            v.reasons.is_empty(),
+            "{rel}: unexpected reasons {:?}",
+            codes(&v)
+        );
+        assert!(
+            matches!(v.status, Status::Live | Status::Spoof),
+            "{rel}: {:?}",
+            v.status
+        );
         assert!(v.liveness_score.is_some());
     }
 }
@@ -77,22 +115,62 @@ fn every_live_image_passes_the_gate() {
 #[test]
 fn quality_cases_fail_with_the_right_reasons() {
     let table: &[(&str, Status, &[&str])] = &[
-        ("other/facerec_two_people.jpg", Status::QualityFailed, &["MULTIPLE_FACES"]),
-        ("other/facerec_obama_partial_face.jpg", Status::QualityFailed, &["FACE_CUT_OFF"]),
+        (
+            "other/facerec_two_people.jpg",
+            Status::QualityFailed,
+            &["MULTIPLE_FACES"],
+        ),
+        (
+            "other/facerec_obama_partial_face.jpg",
+            Status::QualityFailed,
+            &["FACE_CUT_OFF"],
+        ),
         // Full-body shot: the face is 14 % of the picture height.
-        ("other/facerec_obama3.jpg", Status::QualityFailed, &["FACE_TOO_SMALL"]),
+        (
+            "other/facerec_obama3.jpg",
+            Status::QualityFailed,
+            &["FACE_TOO_SMALL"],
+        ),
         // 427x240: eyes ~23 px apart.
-        ("other/facerec_obama-240p.jpg", Status::QualityFailed, &["FACE_TOO_SMALL"]),
+        (
+            "other/facerec_obama-240p.jpg",
+            Status::QualityFailed,
+            &["FACE_TOO_SMALL"],
+        ),
         // 25x25 crops: eyes 9 px apart, and upscaled pixels have no detail.
-        ("other/skimage_lfw_subset_000_face.png", Status::QualityFailed, &["FACE_TOO_SMALL", "BLURRY"]),
-        ("other/skimage_lfw_subset_001_face.png", Status::QualityFailed, &["FACE_TOO_SMALL", "BLURRY"]),
+        (
+            "other/skimage_lfw_subset_000_face.png",
+            Status::QualityFailed,
+            &["FACE_TOO_SMALL", "BLURRY"],
+        ),
+        (
+            "other/skimage_lfw_subset_001_face.png",
+            Status::QualityFailed,
+            &["FACE_TOO_SMALL", "BLURRY"],
+        ),
         // 25x25 background patch: not a face (and very dark).
-        ("other/skimage_lfw_subset_150_nonface.png", Status::NoFace, &["NO_FACE", "TOO_DARK"]),
-        ("other/skimage_chelsea_noface.png", Status::NoFace, &["NO_FACE"]),
+        (
+            "other/skimage_lfw_subset_150_nonface.png",
+            Status::NoFace,
+            &["NO_FACE", "TOO_DARK"],
+        ),
+        (
+            "other/skimage_chelsea_noface.png",
+            Status::NoFace,
+            &["NO_FACE"],
+        ),
         // Cartoon face on an ID template: no real face.
-        ("other/aws_thai_id_template.png", Status::NoFace, &["NO_FACE"]),
+        (
+            "other/aws_thai_id_template.png",
+            Status::NoFace,
+            &["NO_FACE"],
+        ),
         // Head turned to the side (and a small, 31 px eye distance).
-        ("other/aws_nosepoint.png", Status::QualityFailed, &["FACE_TOO_SMALL", "HEAD_YAW"]),
+        (
+            "other/aws_nosepoint.png",
+            Status::QualityFailed,
+            &["FACE_TOO_SMALL", "HEAD_YAW"],
+        ),
         // Not detectable by this gate: closed eyes need an eye-state model; a thin red crosshair
         // drawn over the face is not a quality defect the checks measure.
         ("other/aws_eyesclosed.png", Status::Live, &[]),
@@ -109,11 +187,18 @@ fn quality_cases_fail_with_the_right_reasons() {
         for r in &v.reasons {
             assert!(!r.message.is_empty());
             if r.code != ReasonCode::NoFace {
-                assert!(r.score.is_some() && r.limit.is_some(), "{rel}: {:?} lacks score/limit", r.code);
+                assert!(
+                    r.score.is_some() && r.limit.is_some(),
+                    "{rel}: {:?} lacks score/limit",
+                    r.code
+                );
             }
         }
         if *status == Status::QualityFailed {
-            assert!(v.liveness_score.is_none() && !v.is_live, "{rel}: liveness must not run");
+            assert!(
+                v.liveness_score.is_none() && !v.is_live,
+                "{rel}: liveness must not run"
+            );
         }
     }
 }
@@ -124,33 +209,68 @@ fn detections_sit_on_the_faces() {
     // Eileen Collins, 512x512: face roughly x 179..272, y 81..174; right eye (image left) ~ (205,100).
     let v = run("live/skimage_astronaut.jpg", CHECKS);
     let f = v.face.expect("face");
-    assert!((f.bbox.x - 179.0).abs() < 4.0 && (f.bbox.y - 81.0).abs() < 4.0, "{:?}", f.bbox);
-    assert!((f.bbox.width - 93.0).abs() < 6.0 && (f.bbox.height - 93.0).abs() < 6.0, "{:?}", f.bbox);
+    assert!(
+        (f.bbox.x - 179.0).abs() < 4.0 && (f.bbox.y - 81.0).abs() < 4.0,
+        "{:?}",
+        f.bbox
+    );
+    assert!(
+        (f.bbox.width - 93.0).abs() < 6.0 && (f.bbox.height - 93.0).abs() < 6.0,
+        "{:?}",
+        f.bbox
+    );
     let (re, le, nose) = (f.keypoints[0], f.keypoints[1], f.keypoints[2]);
-    assert!((re.x - 205.0).abs() < 4.0 && (re.y - 100.0).abs() < 4.0, "right eye {re:?}");
-    assert!((le.x - 249.0).abs() < 4.0 && (le.y - 108.0).abs() < 4.0, "left eye {le:?}");
-    assert!(nose.x > re.x && nose.x < le.x && nose.y > re.y, "nose {nose:?}");
+    assert!(
+        (re.x - 205.0).abs() < 4.0 && (re.y - 100.0).abs() < 4.0,
+        "right eye {re:?}"
+    );
+    assert!(
+        (le.x - 249.0).abs() < 4.0 && (le.y - 108.0).abs() < 4.0,
+        "left eye {le:?}"
+    );
+    assert!(
+        nose.x > re.x && nose.x < le.x && nose.y > re.y,
+        "nose {nose:?}"
+    );
 
     // Minivision T1 is stored 640x480 with EXIF Orientation=6: upright 480x640, face upright in it.
     let v = run("live/minivision_image_T1.jpg", CHECKS);
-    assert_eq!((v.image.width, v.image.height, v.image.exif_orientation), (480, 640, 6));
+    assert_eq!(
+        (v.image.width, v.image.height, v.image.exif_orientation),
+        (480, 640, 6)
+    );
     let f = v.face.expect("face");
-    assert!(f.keypoints[0].y < f.keypoints[3].y, "eyes above the mouth when upright");
-    assert!((f.bbox.x - 96.0).abs() < 5.0 && (f.bbox.y - 166.0).abs() < 5.0, "{:?}", f.bbox);
+    assert!(
+        f.keypoints[0].y < f.keypoints[3].y,
+        "eyes above the mouth when upright"
+    );
+    assert!(
+        (f.bbox.x - 96.0).abs() < 5.0 && (f.bbox.y - 166.0).abs() < 5.0,
+        "{:?}",
+        f.bbox
+    );
 
     // Two people side by side: two faces, both about the same size, one on each half.
-    let d = ekyc_liveness::decode::decode(&read("other/facerec_two_people.jpg"), &config().limits).expect("decode");
+    let d = ekyc_liveness::decode::decode(&read("other/facerec_two_people.jpg"), &config().limits)
+        .expect("decode");
     let (faces, _) = pipeline().detect(&d).expect("detect");
     assert_eq!(faces.len(), 2);
     let mut xs: Vec<f32> = faces.iter().map(|f| f.bbox.center().x).collect();
     xs.sort_by(f32::total_cmp);
-    assert!(xs[0] < 563.0 && xs[1] > 563.0, "one face per half of the 1126-px-wide image: {xs:?}");
+    assert!(
+        xs[0] < 563.0 && xs[1] > 563.0,
+        "one face per half of the 1126-px-wide image: {xs:?}"
+    );
 
     // A small passport photo is missed by the short-range model and found by the full-range fallback.
     let v = run("id/passporteye_100_pass-bdr.jpg", NO_CHECKS);
     assert_eq!(v.detector.as_deref(), Some("blazeface_full"));
     let f = v.face.expect("face");
-    assert!(f.bbox.x > 0.0 && f.bbox.x + f.bbox.width < 1874.0 / 2.0, "photo is on the left half: {:?}", f.bbox);
+    assert!(
+        f.bbox.x > 0.0 && f.bbox.x + f.bbox.width < 1874.0 / 2.0,
+        "photo is on the left half: {:?}",
+        f.bbox
+    );
 }
 
 /// Degraded copies of a good capture fail with the matching reason, all at once.
@@ -161,30 +281,57 @@ fn degraded_captures_fail_with_matching_reasons() {
     assert_eq!(base.status, Status::Live);
 
     let blurred = image::imageops::blur(&img, 6.0);
-    let v = pipeline().run(&encode(&blurred, ImageFormat::Png), CHECKS).expect("run");
+    let v = pipeline()
+        .run(&encode(&blurred, ImageFormat::Png), CHECKS)
+        .expect("run");
     assert_eq!(codes(&v), BTreeSet::from(["BLURRY"]), "{:?}", v.quality);
 
     let mut dark = img.clone();
     dark.pixels_mut().for_each(|p| p.0 = p.0.map(|c| c / 8));
-    let v = pipeline().run(&encode(&dark, ImageFormat::Png), CHECKS).expect("run");
-    assert!(codes(&v).contains("TOO_DARK"), "{:?} {:?}", codes(&v), v.quality);
+    let v = pipeline()
+        .run(&encode(&dark, ImageFormat::Png), CHECKS)
+        .expect("run");
+    assert!(
+        codes(&v).contains("TOO_DARK"),
+        "{:?} {:?}",
+        codes(&v),
+        v.quality
+    );
 
     let mut bright = img.clone();
-    bright.pixels_mut().for_each(|p| p.0 = p.0.map(|c| 255 - (255 - c) / 10));
-    let v = pipeline().run(&encode(&bright, ImageFormat::Png), CHECKS).expect("run");
-    assert!(codes(&v).contains("TOO_BRIGHT"), "{:?} {:?}", codes(&v), v.quality);
+    bright
+        .pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|c| 255 - (255 - c) / 10));
+    let v = pipeline()
+        .run(&encode(&bright, ImageFormat::Png), CHECKS)
+        .expect("run");
+    assert!(
+        codes(&v).contains("TOO_BRIGHT"),
+        "{:?} {:?}",
+        codes(&v),
+        v.quality
+    );
 
     // Dark and blurred: both reasons reported together.
     let mut both = image::imageops::blur(&img, 6.0);
     both.pixels_mut().for_each(|p| p.0 = p.0.map(|c| c / 8));
-    let v = pipeline().run(&encode(&both, ImageFormat::Png), CHECKS).expect("run");
+    let v = pipeline()
+        .run(&encode(&both, ImageFormat::Png), CHECKS)
+        .expect("run");
     let c = codes(&v);
     assert!(c.contains("TOO_DARK") && c.contains("BLURRY"), "{c:?}");
 
     // Rolled 35 degrees: HEAD_ROLL.
     let rolled = rotate(&img, 35f32.to_radians());
-    let v = pipeline().run(&encode(&rolled, ImageFormat::Png), CHECKS).expect("run");
-    assert!(codes(&v).contains("HEAD_ROLL"), "{:?} {:?}", codes(&v), v.quality);
+    let v = pipeline()
+        .run(&encode(&rolled, ImageFormat::Png), CHECKS)
+        .expect("run");
+    assert!(
+        codes(&v).contains("HEAD_ROLL"),
+        "{:?} {:?}",
+        codes(&v),
+        v.quality
+    );
     assert!(v.quality.roll_deg.expect("roll").abs() > 25.0);
 }
 
@@ -214,7 +361,10 @@ fn checks_off_scores_the_largest_face() {
     assert!(v.reasons.is_empty() && v.liveness_score.is_some() && !v.checks_enabled);
     assert_eq!(v.quality.faces, 2, "measurements are still reported");
     // No face is still NO_FACE.
-    assert_eq!(run("other/skimage_chelsea_noface.png", NO_CHECKS).status, Status::NoFace);
+    assert_eq!(
+        run("other/skimage_chelsea_noface.png", NO_CHECKS).status,
+        Status::NoFace
+    );
 }
 
 /// The verdict carries everything the API promises.
@@ -222,7 +372,20 @@ fn checks_off_scores_the_largest_face() {
 fn verdict_json_has_the_documented_fields() {
     let v = run("live/facerec_obama.jpg", CHECKS);
     let j = serde_json::to_value(&v).expect("json");
-    for k in ["status", "is_live", "liveness_score", "confidence", "threshold", "reasons", "scores", "quality", "face", "timings", "models", "image"] {
+    for k in [
+        "status",
+        "is_live",
+        "liveness_score",
+        "confidence",
+        "threshold",
+        "reasons",
+        "scores",
+        "quality",
+        "face",
+        "timings",
+        "models",
+        "image",
+    ] {
         assert!(j.get(k).is_some(), "missing {k}");
     }
     assert_eq!(j["status"], "LIVE");
@@ -230,7 +393,10 @@ fn verdict_json_has_the_documented_fields() {
     assert_eq!(j["face"]["keypoints"].as_array().map(|a| a.len()), Some(6));
     assert!(j["timings"]["total_ms"].as_f64().unwrap_or(0.0) > 0.0);
     let s = v.liveness_score.expect("score");
-    assert!((v.confidence.expect("conf") - s).abs() < 1e-6, "confidence of a LIVE verdict is its score");
+    assert!(
+        (v.confidence.expect("conf") - s).abs() < 1e-6,
+        "confidence of a LIVE verdict is its score"
+    );
 }
 
 /// The threshold decides: a stricter threshold turns the same score into SPOOF.
@@ -239,7 +405,9 @@ fn threshold_is_configurable() {
     let mut c = config();
     c.liveness_threshold = 0.99;
     let strict = Pipeline::load(c).expect("load");
-    let v = strict.run(&read("live/facerec_biden2.jpg"), CHECKS).expect("run");
+    let v = strict
+        .run(&read("live/facerec_biden2.jpg"), CHECKS)
+        .expect("run");
     assert!(v.liveness_score.expect("score") < 0.99);
     assert_eq!(v.status, Status::Spoof);
     assert_eq!(v.threshold, 0.99);
@@ -249,19 +417,41 @@ fn threshold_is_configurable() {
 #[test]
 fn formats_and_large_jpegs() {
     let img = decoded("live/facerec_obama.jpg");
-    let png = pipeline().run(&encode(&img, ImageFormat::Png), CHECKS).expect("png");
-    let webp = pipeline().run(&encode(&img, ImageFormat::WebP), CHECKS).expect("webp");
+    let png = pipeline()
+        .run(&encode(&img, ImageFormat::Png), CHECKS)
+        .expect("png");
+    let webp = pipeline()
+        .run(&encode(&img, ImageFormat::WebP), CHECKS)
+        .expect("webp");
     assert_eq!(png.image.format, "png");
     assert_eq!(webp.image.format, "webp");
-    assert_eq!(png.liveness_score, webp.liveness_score, "lossless WebP = same pixels");
+    assert_eq!(
+        png.liveness_score, webp.liveness_score,
+        "lossless WebP = same pixels"
+    );
 
     // 12-MP class JPEG (4000x3000 upscale): decoded at 1/2 scale, face found, coordinates in original pixels.
-    let big = image::imageops::resize(&decoded("live/vietmoney_true_001.jpg"), 4000, 3000, image::imageops::FilterType::Triangle);
-    let v = pipeline().run(&encode(&big, ImageFormat::Jpeg), CHECKS).expect("big");
+    let big = image::imageops::resize(
+        &decoded("live/vietmoney_true_001.jpg"),
+        4000,
+        3000,
+        image::imageops::FilterType::Triangle,
+    );
+    let v = pipeline()
+        .run(&encode(&big, ImageFormat::Jpeg), CHECKS)
+        .expect("big");
     assert_eq!((v.image.width, v.image.height), (4000, 3000));
-    assert!(v.image.decode_scale >= 2, "decode_scale {}", v.image.decode_scale);
+    assert!(
+        v.image.decode_scale >= 2,
+        "decode_scale {}",
+        v.image.decode_scale
+    );
     assert_eq!(v.status, Status::Live, "{:?}", v.reasons);
     let f = v.face.expect("face");
     // Same face as in the 1440x1080 original (box x ~607), scaled by 4000/1440.
-    assert!((f.bbox.x - 607.0 * 4000.0 / 1440.0).abs() < 30.0, "{:?}", f.bbox);
+    assert!(
+        (f.bbox.x - 607.0 * 4000.0 / 1440.0).abs() < 30.0,
+        "{:?}",
+        f.bbox
+    );
 }

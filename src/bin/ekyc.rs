@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ekyc", version, about = "eKYC face check: quality gate + passive liveness")]
+#[command(
+    name = "ekyc",
+    version,
+    about = "eKYC face check: quality gate + passive liveness"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -84,7 +88,9 @@ enum ModelsCmd {
 fn init_logs() {
     use tracing_subscriber::EnvFilter;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("EKYC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("EKYC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .json()
         .try_init();
@@ -117,7 +123,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
         } => {
             for path in &images {
-                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 let d = ekyc_liveness::decode::decode(&bytes, &config.limits)?;
                 let rel = path.strip_prefix(&root).unwrap_or(path);
                 let mut name = rel.as_os_str().to_os_string();
@@ -126,7 +133,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                d.image.save(&dest).with_context(|| format!("writing {}", dest.display()))?;
+                d.image
+                    .save(&dest)
+                    .with_context(|| format!("writing {}", dest.display()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -156,14 +165,19 @@ fn check(images: Vec<PathBuf>, pretty: bool, no_checks: bool, config: Config) ->
                         "{:<40} {:<15} {:>6} {:>7.1}  {}",
                         path.display(),
                         format!("{:?}", v.status),
-                        v.liveness_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into()),
+                        v.liveness_score
+                            .map(|s| format!("{s:.3}"))
+                            .unwrap_or_else(|| "-".into()),
                         v.timings.total_ms,
                         reasons.join(",")
                     );
                 } else {
                     let mut j = serde_json::to_value(&v)?;
                     if let Some(o) = j.as_object_mut() {
-                        o.insert("file".into(), serde_json::Value::String(path.display().to_string()));
+                        o.insert(
+                            "file".into(),
+                            serde_json::Value::String(path.display().to_string()),
+                        );
                     }
                     println!("{j}");
                 }
@@ -171,7 +185,14 @@ fn check(images: Vec<PathBuf>, pretty: bool, no_checks: bool, config: Config) ->
             Err(e) => {
                 all_live = false;
                 if pretty {
-                    println!("{:<40} {:<15} {:>6} {:>7}  {}", path.display(), "ERROR", "-", "-", e);
+                    println!(
+                        "{:<40} {:<15} {:>6} {:>7}  {}",
+                        path.display(),
+                        "ERROR",
+                        "-",
+                        "-",
+                        e
+                    );
                 } else {
                     println!(
                         "{}",
@@ -181,7 +202,11 @@ fn check(images: Vec<PathBuf>, pretty: bool, no_checks: bool, config: Config) ->
             }
         }
     }
-    Ok(if all_live { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_live {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn models(cmd: ModelsCmd) -> Result<ExitCode> {
@@ -196,7 +221,8 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
             let manifest = Manifest::load(&dir.join("manifest.toml"))?;
             let entries = provision::entries(&manifest, &names, all)?;
             for e in &entries {
-                let origin = provision::fetch_one(dir, e, config.models.model_mirror.as_deref(), !offline)?;
+                let origin =
+                    provision::fetch_one(dir, e, config.models.model_mirror.as_deref(), !offline)?;
                 println!("{:<20} ok  {}  ({origin})", e.name, e.sha256);
             }
             Ok(ExitCode::SUCCESS)

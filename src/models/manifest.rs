@@ -139,31 +139,52 @@ impl Manifest {
                 return Err(bad(format!("duplicate model name {}", m.name)));
             }
             if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad(format!("model {}: sha256 must be 64 hex digits", m.name)));
+                return Err(bad(format!(
+                    "model {}: sha256 must be 64 hex digits",
+                    m.name
+                )));
             }
             if m.file.contains('/') || m.file.contains("..") || m.file.is_empty() {
-                return Err(bad(format!("model {}: file must be a plain file name", m.name)));
+                return Err(bad(format!(
+                    "model {}: file must be a plain file name",
+                    m.name
+                )));
             }
             if m.input.width == 0 || m.input.height == 0 || m.input.std.iter().any(|s| *s == 0.0) {
-                return Err(bad(format!("model {}: input size and std must be non-zero", m.name)));
+                return Err(bad(format!(
+                    "model {}: input size and std must be non-zero",
+                    m.name
+                )));
             }
             match m.role {
                 Role::Detector => {
-                    let d = m
-                        .detector
-                        .as_ref()
-                        .ok_or_else(|| bad(format!("model {}: role detector needs [model.detector]", m.name)))?;
-                    if d.anchors.is_empty() || d.anchors.iter().any(|a| a.stride == 0 || a.per_cell == 0) {
-                        return Err(bad(format!("model {}: anchors must be non-empty and non-zero", m.name)));
+                    let d = m.detector.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role detector needs [model.detector]",
+                            m.name
+                        ))
+                    })?;
+                    if d.anchors.is_empty()
+                        || d.anchors.iter().any(|a| a.stride == 0 || a.per_cell == 0)
+                    {
+                        return Err(bad(format!(
+                            "model {}: anchors must be non-empty and non-zero",
+                            m.name
+                        )));
                     }
                 }
                 Role::Liveness => {
-                    let l = m
-                        .liveness
-                        .as_ref()
-                        .ok_or_else(|| bad(format!("model {}: role liveness needs [model.liveness]", m.name)))?;
+                    let l = m.liveness.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role liveness needs [model.liveness]",
+                            m.name
+                        ))
+                    })?;
                     if !(l.crop_scale > 0.0) || !(l.weight > 0.0) {
-                        return Err(bad(format!("model {}: crop_scale and weight must be > 0", m.name)));
+                        return Err(bad(format!(
+                            "model {}: crop_scale and weight must be > 0",
+                            m.name
+                        )));
                     }
                 }
             }
@@ -178,7 +199,11 @@ impl Manifest {
     /// The active models of a role: the named ones in the given order, or the manifest's defaults.
     pub fn select(&self, role: Role, names: &[String]) -> Result<Vec<&ModelEntry>, ModelError> {
         if names.is_empty() {
-            return Ok(self.models.iter().filter(|m| m.role == role && m.default).collect());
+            return Ok(self
+                .models
+                .iter()
+                .filter(|m| m.role == role && m.default)
+                .collect());
         }
         names
             .iter()

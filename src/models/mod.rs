@@ -35,14 +35,21 @@ impl Plan {
             use tract_onnx::tract_hir::internal::DimLike;
             let dims: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
             let mismatch = dims.len() != 4
-                || dims.iter().zip(shape.iter()).enumerate().any(|(i, (d, s))| match d {
-                    Some(d) => *d != *s && !(i == 0 && *d != 1),
-                    None => false,
-                });
+                || dims
+                    .iter()
+                    .zip(shape.iter())
+                    .enumerate()
+                    .any(|(i, (d, s))| match d {
+                        Some(d) => *d != *s && !(i == 0 && *d != 1),
+                        None => false,
+                    });
             if mismatch {
                 return Err(ModelError::IoMismatch {
                     name: entry.name.clone(),
-                    message: format!("model input is {dims:?}, manifest says {shape:?} ({:?})", entry.input.layout),
+                    message: format!(
+                        "model input is {dims:?}, manifest says {shape:?} ({:?})",
+                        entry.input.layout
+                    ),
                 });
             }
         }
@@ -63,7 +70,12 @@ impl Plan {
 
     /// The f32 data of output `i` of a run.
     pub fn output_f32(outputs: &TVec<TValue>, i: usize) -> Option<&[f32]> {
-        outputs.get(i)?.try_as_plain_ram().ok()?.as_slice::<f32>().ok()
+        outputs
+            .get(i)?
+            .try_as_plain_ram()
+            .ok()?
+            .as_slice::<f32>()
+            .ok()
     }
 
     /// Concrete output shapes (empty vec for an output whose shape is not concrete).
@@ -120,7 +132,10 @@ impl Registry {
                         tried: format!("{} (run `ekyc models fetch`)", path.display()),
                     }
                 } else {
-                    ModelError::Io { path: path.clone(), source: e }
+                    ModelError::Io {
+                        path: path.clone(),
+                        source: e,
+                    }
                 }
             })?;
             provision::verify_file(&dir, entry, &bytes)?;
@@ -196,8 +211,12 @@ impl Registry {
                         path: source.into(),
                         message: format!("{} lacks [model.liveness]", e.name),
                     })?;
-                    reg.liveness
-                        .push(LivenessModel::new(e.name.clone(), plan, e.input.clone(), spec)?);
+                    reg.liveness.push(LivenessModel::new(
+                        e.name.clone(),
+                        plan,
+                        e.input.clone(),
+                        spec,
+                    )?);
                 }
             }
         }

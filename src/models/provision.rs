@@ -55,7 +55,12 @@ pub fn verify_file(dir: &Path, e: &ModelEntry, bytes: &[u8]) -> Result<(), Model
 }
 
 /// Provision one model into `dir`.
-pub fn fetch_one(dir: &Path, e: &ModelEntry, mirror: Option<&Path>, allow_network: bool) -> Result<Origin, ModelError> {
+pub fn fetch_one(
+    dir: &Path,
+    e: &ModelEntry,
+    mirror: Option<&Path>,
+    allow_network: bool,
+) -> Result<Origin, ModelError> {
     let dest = dir.join(&e.file);
     let io = |path: &Path, source: std::io::Error| ModelError::Io {
         path: path.to_path_buf(),
@@ -120,7 +125,10 @@ pub fn fetch_all(
 }
 
 /// Verify the provisioned files of `entries`, returning each model's name and hash.
-pub fn verify_all(dir: &Path, entries: &[&ModelEntry]) -> Result<Vec<(String, String)>, ModelError> {
+pub fn verify_all(
+    dir: &Path,
+    entries: &[&ModelEntry],
+) -> Result<Vec<(String, String)>, ModelError> {
     entries
         .iter()
         .map(|e| {
@@ -136,7 +144,11 @@ pub fn verify_all(dir: &Path, entries: &[&ModelEntry]) -> Result<Vec<(String, St
 }
 
 /// Every entry of the manifest named in `names`, or the default set, or all with `all`.
-pub fn entries<'m>(m: &'m Manifest, names: &[String], all: bool) -> Result<Vec<&'m ModelEntry>, ModelError> {
+pub fn entries<'m>(
+    m: &'m Manifest,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<&'m ModelEntry>, ModelError> {
     if all {
         return Ok(m.models.iter().collect());
     }

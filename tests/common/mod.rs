@@ -35,7 +35,10 @@ pub fn config() -> Config {
 /// One pipeline for the whole test binary (models load once, as in the service).
 pub fn pipeline() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
-    P.get_or_init(|| Pipeline::load(config()).expect("models must be provisioned: run `ekyc models fetch` (see README)"))
+    P.get_or_init(|| {
+        Pipeline::load(config())
+            .expect("models must be provisioned: run `ekyc models fetch` (see README)")
+    })
 }
 
 /// Image files (jpg/png/webp) of a testdata folder, sorted.
@@ -46,7 +49,10 @@ pub fn images_in(dir: &str) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|n| {
             let n = n.to_ascii_lowercase();
-            n.ends_with(".jpg") || n.ends_with(".jpeg") || n.ends_with(".png") || n.ends_with(".webp")
+            n.ends_with(".jpg")
+                || n.ends_with(".jpeg")
+                || n.ends_with(".png")
+                || n.ends_with(".webp")
         })
         .map(|n| format!("{dir}/{n}"))
         .collect();

@@ -1,0 +1,97 @@
+//! The `ekyc` binary as a user runs it.
+
+mod common;
+
+use common::{face, repo};
+use std::process::Command;
+
+fn ekyc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ekyc"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("EKYC_MODELS_DIR")
+        .output()
+        .expect("run ekyc")
+}
+
+fn path(rel: &str) -> String {
+    face(rel).display().to_string()
+}
+
+#[test]
+fn check_prints_json_lines_and_exit_code_means_all_live() {
+    let out = ekyc(&[
+        "check",
+        &path("live/facerec_obama.jpg"),
+        &path("live/vietmoney_true_001.jpg"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines
+        .iter()
+        .all(|l| l["status"] == "LIVE" && l["file"].is_string()));
+
+    let out = ekyc(&[
+        "check",
+        &path("live/facerec_obama.jpg"),
+        &path("spoof/hyperfas_fake_screen.png"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.contains("\"SPOOF\"")),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_reports_bad_files_and_pretty_tables() {
+    let junk = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(junk.path(), b"definitely not an image").expect("write");
+    let out = ekyc(&["check", junk.path().to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["error"]["code"], "NOT_AN_IMAGE");
+
+    let out = ekyc(&["check", "--pretty", &path("other/facerec_two_people.jpg")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("image"), "{text}");
+    assert!(text.contains("MULTIPLE_FACES"), "{text}");
+
+    let out = ekyc(&[
+        "check",
+        "--no-checks",
+        "--liveness-threshold",
+        "0.0",
+        &path("other/facerec_two_people.jpg"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "threshold 0 and no gate: LIVE");
+}
+
+#[test]
+fn models_list_and_verify() {
+    let out = ekyc(&["models", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    let out = ekyc(&["models", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mnv3_seed_standin") && text.contains("Apache-2.0"),
+        "{text}"
+    );
+}

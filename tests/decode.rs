@@ -1,0 +1,129 @@
+//! Decoding: formats, EXIF orientation, limits checked before allocation, typed errors.
+
+mod common;
+
+use common::{config, read};
+use ekyc_liveness::decode::decode;
+use ekyc_liveness::DecodeError;
+
+fn code(bytes: &[u8]) -> &'static str {
+    match decode(bytes, &config().limits) {
+        Ok(_) => "OK",
+        Err(e) => e.code(),
+    }
+}
+
+/// A PNG whose IHDR claims `w` x `h` (valid CRC), followed by a tiny IDAT: a decompression-bomb header.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(&ihdr);
+    v.extend_from_slice(&crc(&ihdr).to_be_bytes());
+    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
+    v.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    v.extend_from_slice(idat);
+    v.extend_from_slice(&crc(idat).to_be_bytes());
+    v
+}
+
+#[test]
+fn bad_inputs_get_typed_errors() {
+    assert_eq!(code(b""), "EMPTY_IMAGE");
+    assert_eq!(code(b"hello, this is not an image at all"), "NOT_AN_IMAGE");
+    assert_eq!(
+        code(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+        "UNSUPPORTED_FORMAT"
+    );
+    assert_eq!(
+        code(b"BM\x00\x00\x00\x00\x00\x00\x00\x00"),
+        "UNSUPPORTED_FORMAT"
+    );
+
+    let jpeg = read("live/facerec_obama.jpg");
+    assert_eq!(code(&jpeg), "OK");
+    assert_eq!(code(&jpeg[..jpeg.len() / 2]), "TRUNCATED_IMAGE");
+    assert_eq!(code(&jpeg[..400]), "TRUNCATED_IMAGE");
+    let png = read("spoof/hyperfas_fake_screen.png");
+    assert_eq!(code(&png[..png.len() / 2]), "TRUNCATED_IMAGE");
+
+    // A JPEG whose frame header is malformed (SOF0 segment of length 3), with scan and end markers.
+    let mut corrupt = vec![0xff, 0xd8, 0xff, 0xc0, 0x00, 0x03];
+    corrupt.extend([0x55; 100]);
+    corrupt.extend([0xff, 0xda, 0x00, 0x02, 0xff, 0xd9]);
+    assert_eq!(code(&corrupt), "CORRUPT_IMAGE");
+}
+
+#[test]
+fn huge_headers_are_rejected_before_allocation() {
+    // 100000 x 100000 would need 30 GB; rejected from the header alone.
+    let e = decode(&png_header(100_000, 100_000), &config().limits).expect_err("must reject");
+    assert!(
+        matches!(
+            e,
+            DecodeError::TooLarge {
+                width: 100_000,
+                height: 100_000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // Within the side limit but over the pixel limit (9000 x 9000 = 81 MP > 50 MP).
+    let e = decode(&png_header(9_000, 9_000), &config().limits).expect_err("must reject");
+    assert_eq!(e.code(), "IMAGE_TOO_LARGE");
+    // Byte limit.
+    let mut limits = config().limits;
+    limits.max_image_bytes = 1000;
+    let e = decode(&read("live/facerec_obama.jpg"), &limits).expect_err("must reject");
+    assert!(matches!(e, DecodeError::TooManyBytes { limit: 1000, .. }));
+    // Side limit applies to real images too.
+    let mut limits = config().limits;
+    limits.max_image_side = 500;
+    assert_eq!(
+        decode(&read("live/facerec_obama.jpg"), &limits)
+            .expect_err("side")
+            .code(),
+        "IMAGE_TOO_LARGE"
+    );
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    for rel in [
+        "live/minivision_image_T1.jpg",
+        "spoof/minivision_image_F1.jpg",
+        "spoof/minivision_image_F2.jpg",
+    ] {
+        let d = decode(&read(rel), &config().limits).expect("decode");
+        assert_eq!(d.info.exif_orientation, 6, "{rel}");
+        assert_eq!(
+            d.image.dimensions(),
+            (480, 640),
+            "{rel}: stored 640x480, upright 480x640"
+        );
+        assert_eq!((d.info.width, d.info.height), (480, 640));
+    }
+    let d = decode(&read("live/facerec_obama.jpg"), &config().limits).expect("decode");
+    assert_eq!(
+        (d.info.exif_orientation, d.info.decode_scale, d.info.format),
+        (1, 1, "jpeg")
+    );
+}

@@ -1,0 +1,198 @@
+//! Models as data: provisioning, verification, load-time IO checks, a new format by manifest alone.
+
+mod common;
+
+use common::{config, read, repo};
+use ekyc_liveness::models::manifest::Manifest;
+use ekyc_liveness::models::provision::{self, Origin};
+use ekyc_liveness::models::Registry;
+use ekyc_liveness::{CheckOptions, ModelError, Pipeline};
+use std::path::{Path, PathBuf};
+
+fn mirror() -> PathBuf {
+    std::env::var_os("EKYC_MODEL_MIRROR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/models"))
+}
+
+/// A fresh models directory holding only the repository's manifest (optionally edited).
+fn models_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = std::fs::read_to_string(repo().join("models/manifest.toml")).expect("manifest");
+    std::fs::write(dir.path().join("manifest.toml"), edit(manifest)).expect("write manifest");
+    dir
+}
+
+fn fetch(dir: &Path, all: bool) -> Result<Vec<(String, Origin)>, ModelError> {
+    let m = Manifest::load(&dir.join("manifest.toml"))?;
+    let entries = provision::entries(&m, &[], all)?;
+    provision::fetch_all(dir, &entries, Some(&mirror()), false)
+}
+
+fn load(dir: &Path, liveness: &[&str]) -> Result<Registry, ModelError> {
+    let mut c = config();
+    c.models.models_dir = dir.to_path_buf();
+    c.models.liveness_models = liveness.iter().map(|s| s.to_string()).collect();
+    Registry::load(&c.models)
+}
+
+#[test]
+fn provisions_from_the_mirror_then_finds_files_present() {
+    let dir = models_dir(|m| m);
+    let got = fetch(dir.path(), false).expect("fetch");
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().all(|(_, o)| matches!(o, Origin::Mirror(_))),
+        "{got:?}"
+    );
+    let again = fetch(dir.path(), false).expect("fetch again");
+    assert!(
+        again.iter().all(|(_, o)| *o == Origin::Present),
+        "{again:?}"
+    );
+    let m = Manifest::load(&dir.path().join("manifest.toml")).expect("manifest");
+    let verified = provision::verify_all(
+        dir.path(),
+        &provision::entries(&m, &[], false).expect("entries"),
+    )
+    .expect("verify");
+    assert_eq!(verified.len(), 4);
+    load(dir.path(), &[]).expect("load");
+}
+
+#[test]
+fn missing_model_is_a_clear_error_naming_it() {
+    let dir = models_dir(|m| m);
+    let m = Manifest::load(&dir.path().join("manifest.toml")).expect("manifest");
+    let e = m.get("MiniFASNetV2").expect("entry");
+    let err = provision::fetch_one(dir.path(), e, Some(Path::new("/nonexistent-mirror")), false)
+        .expect_err("missing");
+    assert!(
+        matches!(&err, ModelError::Missing { name, .. } if name == "MiniFASNetV2"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("MiniFASNetV2") && err.to_string().contains("/nonexistent-mirror"),
+        "{err}"
+    );
+    let err = load(dir.path(), &[]).err().expect("load must fail");
+    assert!(matches!(err, ModelError::Missing { .. }), "{err}");
+}
+
+#[test]
+fn tampered_models_fail_with_the_hash_error() {
+    let dir = models_dir(|m| m);
+    fetch(dir.path(), false).expect("fetch");
+    let path = dir.path().join("MiniFASNetV1SE.onnx");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    let err = load(dir.path(), &[]).err().expect("must fail");
+    assert!(
+        matches!(&err, ModelError::HashMismatch { name, .. } if name == "MiniFASNetV1SE"),
+        "{err}"
+    );
+    // Provisioning refuses the present, wrong file instead of silently replacing it.
+    let err = fetch(dir.path(), false).expect_err("fetch must fail");
+    assert_eq!(err.code(), "MODEL_HASH_MISMATCH");
+
+    // A wrong file in the mirror is refused too, naming the model.
+    let fake_mirror = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(fake_mirror.path().join("minifasnet")).expect("mkdir");
+    std::fs::write(
+        fake_mirror.path().join("minifasnet/MiniFASNetV2.onnx"),
+        b"not the model",
+    )
+    .expect("write");
+    let dir2 = models_dir(|m| m);
+    let m = Manifest::load(&dir2.path().join("manifest.toml")).expect("manifest");
+    let err = provision::fetch_one(
+        dir2.path(),
+        m.get("MiniFASNetV2").expect("entry"),
+        Some(fake_mirror.path()),
+        false,
+    )
+    .expect_err("wrong mirror file");
+    assert!(
+        matches!(&err, ModelError::HashMismatch { name, .. } if name == "MiniFASNetV2"),
+        "{err}"
+    );
+    assert!(
+        !dir2.path().join("MiniFASNetV2.onnx").exists(),
+        "nothing written on a hash mismatch"
+    );
+}
+
+#[test]
+fn io_that_does_not_match_the_manifest_fails_at_load() {
+    // MiniFASNetV2 takes 80x80; a manifest claiming 96x96 must not load.
+    let dir = models_dir(|m| {
+        let i = m.find("name = \"MiniFASNetV2\"").expect("entry");
+        let (a, b) = m.split_at(i);
+        format!(
+            "{a}{}",
+            b.replacen("width = 80\nheight = 80", "width = 96\nheight = 96", 1)
+        )
+    });
+    fetch(dir.path(), false).expect("fetch");
+    let err = load(dir.path(), &[]).err().expect("must fail");
+    assert!(
+        matches!(&err, ModelError::IoMismatch { name, .. } if name == "MiniFASNetV2"),
+        "{err}"
+    );
+
+    // Wrong anchor layout for the short-range detector: its outputs cannot match.
+    let dir = models_dir(|m| {
+        m.replacen(
+            "{ stride = 16, per_cell = 6 }",
+            "{ stride = 16, per_cell = 2 }",
+            1,
+        )
+    });
+    fetch(dir.path(), false).expect("fetch");
+    let err = load(dir.path(), &[]).err().expect("must fail");
+    assert!(
+        matches!(&err, ModelError::IoMismatch { name, .. } if name == "blazeface_short"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("[1,896,16]") || err.to_string().contains("regressors"),
+        "{err}"
+    );
+
+    // A softmax live_index beyond the 3 classes.
+    let dir = models_dir(|m| m.replacen("live_index = 1", "live_index = 5", 1));
+    fetch(dir.path(), false).expect("fetch");
+    assert!(matches!(
+        load(dir.path(), &[]),
+        Err(ModelError::IoMismatch { .. })
+    ));
+}
+
+/// The seed's MobileNetV3 format (224x224, ImageNet mean/std, one spoof logit) plugs in through its
+/// manifest entry alone.
+#[test]
+fn seed_format_model_plugs_in_by_manifest() {
+    let dir = models_dir(|m| m);
+    fetch(dir.path(), true).expect("fetch all");
+    let mut c = config();
+    c.models.models_dir = dir.path().to_path_buf();
+    c.models.liveness_models = vec!["mnv3_seed_standin".into()];
+    let p = Pipeline::load(c).expect("load stand-in");
+    let v = p
+        .run(&read("live/facerec_obama.jpg"), CheckOptions::default())
+        .expect("run");
+    assert_eq!(v.scores.len(), 1);
+    assert_eq!(v.scores[0].model, "mnv3_seed_standin");
+    let s = v.liveness_score.expect("score");
+    assert!((0.0..=1.0).contains(&s), "{s}");
+    assert!(v.models.iter().any(|m| m.name == "mnv3_seed_standin"));
+}
+
+#[test]
+fn unknown_model_names_are_rejected() {
+    let mut c = config();
+    c.models.liveness_models = vec!["NoSuchModel".into()];
+    assert!(matches!(Registry::load(&c.models), Err(ModelError::Unknown(n)) if n == "NoSuchModel"));
+}
