@@ -63,7 +63,7 @@ pub struct Limits {
     pub max_image_pixels: u64,
     /// JPEGs at least twice this size (long side) are decoded at a reduced DCT scale (1/2, 1/4, 1/8)
     /// keeping the long side at least this large: a 12-MP photo costs little more than a small one.
-    #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = 1024)]
+    #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = 800)]
     pub decode_max_side: u32,
 }
 

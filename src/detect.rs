@@ -217,7 +217,7 @@ impl Detector {
             },
         )
         .map_err(|e| self.err(e))?;
-        let outputs = self.plan.run(tensor).map_err(|e| self.err(e))?;
+        let outputs = self.plan.run(tensor)?;
         let reg = Plan::output_f32(&outputs, self.regressors_output)
             .ok_or_else(|| self.err("regressors output missing"))?;
         let logits = Plan::output_f32(&outputs, self.scores_output)

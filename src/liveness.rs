@@ -107,7 +107,7 @@ impl LivenessModel {
             h: self.input.height,
         };
         let t = input_tensor(&self.input, img, region, dst).map_err(|e| self.err(e))?;
-        let out = self.plan.run(t).map_err(|e| self.err(e))?;
+        let out = self.plan.run(t)?;
         let v = Plan::output_f32(&out, 0).ok_or_else(|| self.err("output missing"))?;
         let p = match self.spec.output {
             OutputKind::Softmax => {

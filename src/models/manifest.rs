@@ -150,7 +150,7 @@ impl Manifest {
                     m.name
                 )));
             }
-            if m.input.width == 0 || m.input.height == 0 || m.input.std.iter().any(|s| *s == 0.0) {
+            if m.input.width == 0 || m.input.height == 0 || m.input.std.contains(&0.0) {
                 return Err(bad(format!(
                     "model {}: input size and std must be non-zero",
                     m.name
@@ -180,7 +180,7 @@ impl Manifest {
                             m.name
                         ))
                     })?;
-                    if !(l.crop_scale > 0.0) || !(l.weight > 0.0) {
+                    if !(l.crop_scale.is_finite() && l.crop_scale > 0.0 && l.weight.is_finite() && l.weight > 0.0) {
                         return Err(bad(format!(
                             "model {}: crop_scale and weight must be > 0",
                             m.name

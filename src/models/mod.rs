@@ -9,17 +9,25 @@ use crate::error::ModelError;
 use crate::liveness::LivenessModel;
 use manifest::{sha256_hex, Layout, Manifest, ModelEntry, Role};
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use tract_onnx::prelude::*;
 
-/// An optimised, runnable tract plan with its input shape fixed.
+/// A tract plan with its input shape fixed. Parsing and the IO check happen at load; the expensive
+/// optimisation happens at load for primary models and on first use for fallbacks (see [`Registry`]).
 #[derive(Clone)]
 pub struct Plan {
-    inner: Arc<TypedRunnableModel>,
+    inner: Arc<PlanInner>,
+}
+
+struct PlanInner {
+    name: String,
+    output_shapes: Vec<Vec<usize>>,
+    typed: Mutex<Option<TypedModel>>,
+    runnable: OnceLock<Result<Arc<TypedRunnableModel>, String>>,
 }
 
 impl Plan {
-    /// Parse ONNX bytes, fix the input shape from the manifest, optimise.
+    /// Parse ONNX bytes, check the input against the manifest, fix the input shape, type the graph.
     pub fn from_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, ModelError> {
         let load_err = |e: TractError| ModelError::Load {
             name: entry.name.clone(),
@@ -56,16 +64,57 @@ impl Plan {
         model = model
             .with_input_fact(0, f32::fact(shape).into())
             .map_err(load_err)?;
-        let typed = model.into_optimized().map_err(|e| ModelError::IoMismatch {
+        let typed = model.into_typed().map_err(|e| ModelError::IoMismatch {
             name: entry.name.clone(),
             message: format!("model does not accept input {shape:?}: {e:#}"),
         })?;
-        let inner = typed.into_runnable().map_err(load_err)?;
-        Ok(Plan { inner })
+        let output_shapes = (0..typed.outputs.len())
+            .map(|i| {
+                typed
+                    .output_fact(i)
+                    .ok()
+                    .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(Plan {
+            inner: Arc::new(PlanInner {
+                name: entry.name.clone(),
+                output_shapes,
+                typed: Mutex::new(Some(typed)),
+                runnable: OnceLock::new(),
+            }),
+        })
     }
 
-    pub fn run(&self, input: Tensor) -> TractResult<TVec<TValue>> {
-        self.inner.run(tvec!(input.into()))
+    /// Optimise and build the runnable plan (once; later calls return at once).
+    pub fn prepare(&self) -> Result<&Arc<TypedRunnableModel>, ModelError> {
+        let r = self.inner.runnable.get_or_init(|| {
+            let typed = self
+                .inner
+                .typed
+                .lock()
+                .map_err(|_| "model lock poisoned".to_string())?
+                .take()
+                .ok_or_else(|| "model already consumed".to_string())?;
+            typed
+                .into_optimized()
+                .and_then(|m| m.into_runnable())
+                .map_err(|e| format!("{e:#}"))
+        });
+        r.as_ref().map_err(|m| ModelError::Load {
+            name: self.inner.name.clone(),
+            message: m.clone(),
+        })
+    }
+
+    pub fn run(&self, input: Tensor) -> Result<TVec<TValue>, ModelError> {
+        self.prepare()?
+            .run(tvec!(input.into()))
+            .map_err(|e| ModelError::Inference {
+                name: self.inner.name.clone(),
+                message: format!("{e:#}"),
+            })
     }
 
     /// The f32 data of output `i` of a run.
@@ -80,15 +129,7 @@ impl Plan {
 
     /// Concrete output shapes (empty vec for an output whose shape is not concrete).
     pub fn output_shapes(&self) -> Vec<Vec<usize>> {
-        let m = self.inner.model();
-        (0..m.outputs.len())
-            .map(|i| {
-                m.output_fact(i)
-                    .ok()
-                    .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()))
-                    .unwrap_or_default()
-            })
-            .collect()
+        self.inner.output_shapes.clone()
     }
 }
 
@@ -160,14 +201,22 @@ impl Registry {
             });
         }
         let entries: Vec<&ModelEntry> = detectors.iter().chain(liveness.iter()).copied().collect();
+        // The first detector and every liveness model are optimised now; fallback detectors are
+        // parsed and checked now but optimised on first use (most requests never need them).
         let plans: Vec<Result<Plan, ModelError>> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .iter()
-                .map(|e| {
+                .enumerate()
+                .map(|(i, e)| {
                     let fetch = &fetch;
+                    let eager = i == 0 || e.role == Role::Liveness;
                     s.spawn(move || {
                         let bytes = fetch(e)?;
-                        Plan::from_onnx(e, &bytes)
+                        let plan = Plan::from_onnx(e, &bytes)?;
+                        if eager {
+                            plan.prepare()?;
+                        }
+                        Ok(plan)
                     })
                 })
                 .collect();

@@ -8,6 +8,8 @@ use ekyc_liveness::{CheckOptions, Config, Pipeline, Status};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "ekyc",
@@ -32,6 +34,9 @@ enum Cmd {
         /// Skip the quality gate and score liveness on the largest face (the seed's enable_checks=false).
         #[arg(long)]
         no_checks: bool,
+        /// Print this process's peak resident memory (VmHWM) to stderr at the end.
+        #[arg(long)]
+        report_memory: bool,
         #[command(flatten)]
         config: Config,
     },
@@ -45,6 +50,21 @@ enum Cmd {
         /// Paths in OUT are relative to this directory.
         #[arg(long)]
         root: PathBuf,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Benchmark: per-stage and end-to-end latency on one core for a 640x480-class JPEG and a 12-MP
+    /// JPEG, process start → first verdict, and peak memory.
+    Bench {
+        /// Images to time (default: ../shared/testdata/faces/live/minivision_image_T1.jpg and a 12-MP
+        /// 4000x3000 JPEG made from vietmoney_true_001.jpg).
+        images: Vec<PathBuf>,
+        /// Timed runs per image (after 5 warm-up runs).
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Directory of the default test images.
+        #[arg(long, default_value = "../shared/testdata/faces")]
+        testdata: PathBuf,
         #[command(flatten)]
         config: Config,
     },
@@ -113,9 +133,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             images,
             pretty,
             no_checks,
+            report_memory,
             config,
-        } => check(images, pretty, no_checks, config),
+        } => {
+            let code = check(images, pretty, no_checks, config);
+            if report_memory {
+                eprintln!(
+                    "peak_rss_mib={:.1}",
+                    bench::peak_rss_mib().unwrap_or(f64::NAN)
+                );
+            }
+            code
+        }
         Cmd::Models { cmd } => models(cmd),
+        Cmd::Bench {
+            images,
+            iterations,
+            testdata,
+            config,
+        } => bench::run(images, iterations, testdata, config),
         Cmd::Decode {
             images,
             out,
@@ -240,8 +276,8 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
             let dir = &config.models.models_dir;
             let manifest = Manifest::load(&dir.join("manifest.toml"))?;
             println!(
-                "{:<20} {:<9} {:<8} {:<10} {:<9} {}",
-                "name", "role", "default", "input", "present", "license"
+                "{:<20} {:<9} {:<8} {:<10} {:<9} license",
+                "name", "role", "default", "input", "present"
             );
             for e in &manifest.models {
                 let present = provision::verify_all(dir, &[e]).is_ok();

@@ -1,0 +1,170 @@
+//! `ekyc bench`: numbers anyone can rerun. Single-threaded stage timings, start-up, peak memory.
+
+use anyhow::{Context, Result};
+use ekyc_liveness::decode::decode;
+use ekyc_liveness::quality::gate;
+use ekyc_liveness::{CheckOptions, Config, Pipeline};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn twelve_mp_jpeg(testdata: &std::path::Path, cfg: &Config) -> Result<Vec<u8>> {
+    let src = std::fs::read(testdata.join("live/vietmoney_true_001.jpg"))
+        .context("reading vietmoney_true_001.jpg")?;
+    let img = decode(&src, &cfg.limits)?.image;
+    let big = image::imageops::resize(&img, 4000, 3000, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&big)?;
+    Ok(out.into_inner())
+}
+
+pub fn run(
+    images: Vec<PathBuf>,
+    iterations: usize,
+    testdata: PathBuf,
+    config: Config,
+) -> Result<ExitCode> {
+    let t_load = Instant::now();
+    let pipeline = Pipeline::load(config.clone()).context("loading models")?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    if images.is_empty() {
+        let t1 = testdata.join("live/minivision_image_T1.jpg");
+        inputs.push((
+            "640x480 JPEG (minivision_image_T1)".into(),
+            std::fs::read(&t1).with_context(|| format!("{}", t1.display()))?,
+        ));
+        inputs.push((
+            "12-MP 4000x3000 JPEG (q90)".into(),
+            twelve_mp_jpeg(&testdata, &config)?,
+        ));
+    } else {
+        for p in &images {
+            inputs.push((p.display().to_string(), std::fs::read(p)?));
+        }
+    }
+
+    println!(
+        "ekyc bench: {} timed runs per image, 1 thread, models: {}",
+        iterations,
+        pipeline
+            .registry
+            .models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("model load (in-process, parallel plans): {load_ms:.1} ms");
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "image", "decode", "detect", "quality", "liveness", "e2e p50", "e2e p95", "e2e mean"
+    );
+    let opts = CheckOptions::default();
+    for (name, bytes) in &inputs {
+        for _ in 0..5 {
+            pipeline.run(bytes, opts)?;
+        }
+        let (mut dec, mut det, mut q, mut liv, mut e2e) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let d = decode(bytes, &config.limits)?;
+            let t_dec = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let (faces, _) = pipeline.detect(&d)?;
+            let t_det = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let report = gate(&d.image, &faces, d.scale_to_original(), &config.quality);
+            let t_q = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            if let Some(f) = faces.first() {
+                for m in &pipeline.registry.liveness {
+                    m.score(&d.image, &f.bbox)?;
+                }
+            }
+            let t_l = t.elapsed().as_secs_f64() * 1e3;
+            std::hint::black_box(report);
+            dec.push(t_dec);
+            det.push(t_det);
+            q.push(t_q);
+            liv.push(t_l);
+            let t = Instant::now();
+            std::hint::black_box(pipeline.run(bytes, opts)?);
+            e2e.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let mean = e2e.iter().sum::<f64>() / e2e.len().max(1) as f64;
+        println!(
+            "{:<36} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>10.2}",
+            name,
+            pct(&mut dec, 0.5),
+            pct(&mut det, 0.5),
+            pct(&mut q, 0.5),
+            pct(&mut liv, 0.5),
+            pct(&mut e2e.clone(), 0.5),
+            pct(&mut e2e, 0.95),
+            mean
+        );
+    }
+    println!("(stage columns are p50 ms; e2e = Pipeline::run on the encoded bytes)");
+    if let Some(rss) = peak_rss_mib() {
+        println!("peak RSS of this process: {rss:.1} MiB");
+    }
+
+    // Process start → first verdict: spawn `ekyc check` on each image, several times; each child reports
+    // its own peak RSS (VmHWM): the memory of one real verification from a cold process.
+    let Ok(exe) = std::env::current_exe() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    for (name, bytes) in &inputs {
+        let tmp = std::env::temp_dir().join(format!("ekyc-bench-{}.img", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        let mut runs = Vec::new();
+        let mut rss = 0f64;
+        for _ in 0..7 {
+            let t = Instant::now();
+            let out = Command::new(&exe)
+                .arg("check")
+                .arg("--report-memory")
+                .arg(&tmp)
+                .arg("--models-dir")
+                .arg(&config.models.models_dir)
+                .output()?;
+            runs.push(t.elapsed().as_secs_f64() * 1e3);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if let Some(v) = stderr.lines().find_map(|l| l.strip_prefix("peak_rss_mib=")) {
+                rss = rss.max(v.trim().parse().unwrap_or(f64::NAN));
+            }
+            if out.stdout.is_empty() {
+                anyhow::bail!(
+                    "ekyc check printed nothing: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        println!(
+            "{name}: process start → first verdict (ekyc check, 7 runs): p50 {:.1} ms, min {:.1} ms; peak RSS {rss:.1} MiB",
+            pct(&mut runs.clone(), 0.5),
+            pct(&mut runs, 0.0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
