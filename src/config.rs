@@ -154,3 +154,8 @@ impl Config {
             .map_err(|e| crate::Error::Config(e.to_string()))
     }
 }
+
+/// True when running inside AWS Lambda (the runtime API address is set).
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.is_empty())
+}

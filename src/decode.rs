@@ -19,7 +19,7 @@ pub struct Decoded {
 }
 
 /// Facts about the decoded image, reported in the verdict.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ImageInfo {
     /// "jpeg", "png" or "webp".
     pub format: &'static str,

@@ -11,14 +11,14 @@ use image::RgbImage;
 use serde::Serialize;
 
 /// A point in original-image pixel coordinates.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Point {
     pub x: f32,
     pub y: f32,
 }
 
 /// An axis-aligned box in original-image pixel coordinates.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct BBox {
     pub x: f32,
     pub y: f32,
@@ -57,7 +57,7 @@ pub const KEYPOINT_NAMES: [&str; 6] = [
 ];
 
 /// One detected face.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Face {
     #[serde(rename = "box")]
     pub bbox: BBox,

@@ -18,7 +18,7 @@ pub struct LivenessModel {
 }
 
 /// One model's output on one face.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ModelScore {
     pub model: String,
     /// Probability that the face is live, per this model.

@@ -26,7 +26,7 @@ impl Default for CheckOptions {
 }
 
 /// Outcome of a verification.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Liveness score at or above the threshold.
@@ -40,7 +40,7 @@ pub enum Status {
 }
 
 /// Milliseconds spent in each stage.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Timings {
     pub decode_ms: f64,
     pub detect_ms: f64,
@@ -50,7 +50,7 @@ pub struct Timings {
 }
 
 /// The verdict on one image.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Verdict {
     pub status: Status,
     /// True only for status LIVE.

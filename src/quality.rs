@@ -10,7 +10,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 /// Stable reason codes.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonCode {
     NoFace,
@@ -41,7 +41,7 @@ impl ReasonCode {
 }
 
 /// Why a capture was rejected.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Reason {
     pub code: ReasonCode,
     pub message: String,
@@ -57,7 +57,7 @@ pub struct Reason {
 }
 
 /// Every quality measurement, whether or not it failed.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QualityScores {
     pub faces: usize,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,7 @@ pub struct Manifest {
     pub models: Vec<ModelEntry>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Detector,
@@ -180,7 +180,11 @@ impl Manifest {
                             m.name
                         ))
                     })?;
-                    if !(l.crop_scale.is_finite() && l.crop_scale > 0.0 && l.weight.is_finite() && l.weight > 0.0) {
+                    if !(l.crop_scale.is_finite()
+                        && l.crop_scale > 0.0
+                        && l.weight.is_finite()
+                        && l.weight > 0.0)
+                    {
                         return Err(bad(format!(
                             "model {}: crop_scale and weight must be > 0",
                             m.name

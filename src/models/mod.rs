@@ -142,7 +142,7 @@ fn input_shape(e: &ModelEntry) -> [usize; 4] {
 }
 
 /// What was loaded, for verdicts, /health and logs.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ModelInfo {
     pub name: String,
     pub role: Role,

@@ -68,6 +68,11 @@ enum Cmd {
         #[command(flatten)]
         config: Config,
     },
+    /// Serve the HTTP API locally (the same router as the Lambda function; see `ekyc-api`).
+    Serve {
+        #[command(flatten)]
+        config: Config,
+    },
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -105,20 +110,12 @@ enum ModelsCmd {
     },
 }
 
-fn init_logs() {
-    use tracing_subscriber::EnvFilter;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("EKYC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .json()
-        .try_init();
-}
-
 fn main() -> ExitCode {
-    init_logs();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Serve { .. }) {
+        ekyc_liveness::logging::init();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -146,6 +143,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             code
         }
         Cmd::Models { cmd } => models(cmd),
+        Cmd::Serve { config } => {
+            let state = ekyc_liveness::http::load_state(config).context("loading models")?;
+            tokio::runtime::Runtime::new()?
+                .block_on(ekyc_liveness::http::serve(state))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Bench {
             images,
             iterations,

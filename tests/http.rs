@@ -1,0 +1,459 @@
+//! The HTTP API over a real TCP socket: every accepted input form on real images, every bad-input
+//! class with its status and code, /health, /openapi.json, CORS.
+
+mod common;
+
+use common::{config, read};
+use ekyc_liveness::http::{load_state, router};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+const BOUNDARY: &str = "XyZekycTestBoundary";
+
+/// Start one server for this test binary on a free port; returns its base URL.
+fn server() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| start(6 * 1024 * 1024))
+}
+
+/// A second server with a 20 KB body limit (small enough that an over-limit body fits in the
+/// socket buffers, so the client reads the early 413 instead of a broken pipe).
+fn small_server() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| start(20 * 1024))
+}
+
+fn start(max_body_bytes: usize) -> String {
+    {
+        let mut c = config();
+        c.server.max_body_bytes = max_body_bytes;
+        c.server.cors_origins = vec!["https://app.example.com".into()];
+        let state = load_state(c).expect("models");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("send");
+                axum::serve(listener, router(state)).await.expect("serve");
+            });
+        });
+        format!("http://{}", rx.recv().expect("addr"))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().build()
+}
+
+/// POST and return (status, JSON body, headers of interest).
+fn post(path: &str, ctype: Option<&str>, body: &[u8]) -> (u16, Value) {
+    post_to(server(), path, ctype, body)
+}
+
+fn post_to(base: &str, path: &str, ctype: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut req = agent().post(&format!("{base}{path}"));
+    if let Some(c) = ctype {
+        req = req.set("Content-Type", c);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
+}
+
+fn multipart(field: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"selfie.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+    b.extend_from_slice(data);
+    b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+fn mp_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+fn b64(data: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    serde_json::to_vec(
+        &serde_json::json!({"image": base64::engine::general_purpose::STANDARD.encode(data)}),
+    )
+    .expect("json")
+}
+
+#[test]
+fn multipart_raw_and_base64_give_the_right_verdicts() {
+    let live = read("live/facerec_obama.jpg");
+    let (s, v) = post("/v1/liveness", Some(&mp_type()), &multipart("file", &live));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "LIVE");
+    assert_eq!(v["is_live"], true);
+    assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    for k in [
+        "liveness_score",
+        "confidence",
+        "reasons",
+        "scores",
+        "quality",
+        "timings",
+        "models",
+    ] {
+        assert!(v.get(k).is_some(), "seed/documented field {k} missing: {v}");
+    }
+
+    let spoof = read("spoof/hyperfas_fake_screen.png");
+    let (s, v) = post("/v1/liveness", Some("image/png"), &spoof);
+    assert_eq!((s, v["status"].as_str()), (200, Some("SPOOF")), "{v}");
+    assert!(v["liveness_score"].as_f64().expect("score") < 0.1);
+
+    let (s, v) = post(
+        "/v1/liveness",
+        Some("application/json"),
+        &b64(&read("live/vietmoney_true_001.jpg")),
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("LIVE")), "{v}");
+
+    // A quality failure is a 200 with reasons, as in the prototype.
+    let (s, v) = post(
+        "/v1/liveness",
+        Some("image/jpeg"),
+        &read("other/facerec_two_people.jpg"),
+    );
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("QUALITY_FAILED")),
+        "{v}"
+    );
+    assert_eq!(v["reasons"][0]["code"], "MULTIPLE_FACES");
+    assert!(v["liveness_score"].is_null());
+
+    // enable_checks=false scores the largest face instead.
+    let (s, v) = post(
+        "/v1/liveness?enable_checks=false",
+        Some("image/jpeg"),
+        &read("other/facerec_two_people.jpg"),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        v["liveness_score"].as_f64().is_some()
+            && v["reasons"].as_array().is_some_and(|r| r.is_empty()),
+        "{v}"
+    );
+
+    let (s, v) = post(
+        "/v1/liveness",
+        Some("image/png"),
+        &read("other/skimage_chelsea_noface.png"),
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("NO_FACE")), "{v}");
+}
+
+#[test]
+fn every_bad_input_class_gets_its_status_and_code() {
+    let live = read("live/facerec_obama.jpg");
+    let cases: Vec<(&str, String, Option<String>, Vec<u8>, u16, &str)> = vec![
+        (
+            "missing file field",
+            "/v1/liveness".into(),
+            Some(mp_type()),
+            multipart("photo", &live),
+            400,
+            "MISSING_FILE",
+        ),
+        (
+            "malformed multipart",
+            "/v1/liveness".into(),
+            Some(mp_type()),
+            b"--nope\r\ngarbage".to_vec(),
+            400,
+            "MALFORMED_MULTIPART",
+        ),
+        (
+            "multipart without boundary",
+            "/v1/liveness".into(),
+            Some("multipart/form-data".into()),
+            multipart("file", &live),
+            400,
+            "MALFORMED_MULTIPART",
+        ),
+        (
+            "bad base64",
+            "/v1/liveness".into(),
+            Some("application/json".into()),
+            br#"{"image": "!!!not base64!!!"}"#.to_vec(),
+            400,
+            "BAD_BASE64",
+        ),
+        (
+            "bad json",
+            "/v1/liveness".into(),
+            Some("application/json".into()),
+            b"{\"image\": ".to_vec(),
+            400,
+            "BAD_JSON",
+        ),
+        (
+            "bad query",
+            "/v1/liveness?enable_checks=perhaps".into(),
+            Some("image/jpeg".into()),
+            live.clone(),
+            400,
+            "BAD_QUERY",
+        ),
+        (
+            "empty file",
+            "/v1/liveness".into(),
+            Some(mp_type()),
+            multipart("file", b""),
+            400,
+            "EMPTY_IMAGE",
+        ),
+        (
+            "image dimensions over the limit",
+            "/v1/liveness".into(),
+            Some("image/png".into()),
+            huge_png_header(),
+            413,
+            "IMAGE_TOO_LARGE",
+        ),
+        (
+            "unsupported content type",
+            "/v1/liveness".into(),
+            Some("text/plain".into()),
+            b"hello".to_vec(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "no content type",
+            "/v1/liveness".into(),
+            None,
+            live.clone(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "unsupported image format",
+            "/v1/liveness".into(),
+            Some("image/png".into()),
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+            415,
+            "UNSUPPORTED_FORMAT",
+        ),
+        (
+            "not an image",
+            "/v1/liveness".into(),
+            Some(mp_type()),
+            multipart("file", b"just some text"),
+            415,
+            "NOT_AN_IMAGE",
+        ),
+        (
+            "truncated image",
+            "/v1/liveness".into(),
+            Some("image/jpeg".into()),
+            live[..live.len() / 2].to_vec(),
+            422,
+            "TRUNCATED_IMAGE",
+        ),
+        (
+            "corrupt image",
+            "/v1/liveness".into(),
+            Some("image/jpeg".into()),
+            corrupt_jpeg(),
+            422,
+            "CORRUPT_IMAGE",
+        ),
+        (
+            "unknown path",
+            "/v2/liveness".into(),
+            Some("image/jpeg".into()),
+            live.clone(),
+            404,
+            "NOT_FOUND",
+        ),
+    ];
+    for (what, path, ctype, body, status, code) in cases {
+        let (s, v) = post(&path, ctype.as_deref(), &body);
+        assert_eq!(s, status, "{what}: {v}");
+        assert_eq!(v["error"]["code"], code, "{what}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            !msg.is_empty() && !msg.contains("panick") && !msg.contains("src/"),
+            "{what}: {msg}"
+        );
+    }
+    // Body over the limit: raw, multipart and base64 (whose limit is 4/3 of the raw one).
+    let big = vec![0xffu8; 40 * 1024];
+    for (ctype, body) in [
+        ("image/jpeg".to_string(), big.clone()),
+        (mp_type(), multipart("file", &big)),
+        ("application/json".to_string(), b64(&big)),
+    ] {
+        let (s, v) = post_to(small_server(), "/v1/liveness", Some(&ctype), &body);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (413, Some("BODY_TOO_LARGE")),
+            "{ctype}: {v}"
+        );
+    }
+    // Just under the limit still goes through to the decoder (which finds no image in 0xff bytes).
+    let (s, v) = post_to(
+        small_server(),
+        "/v1/liveness",
+        Some("image/jpeg"),
+        &vec![0xffu8; 19 * 1024],
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (415, Some("NOT_AN_IMAGE")),
+        "{v}"
+    );
+    // GET on the POST endpoint.
+    let r = agent().get(&format!("{}/v1/liveness", server())).call();
+    let Err(ureq::Error::Status(405, r)) = r else {
+        panic!("expected 405")
+    };
+    let v: Value = serde_json::from_str(&r.into_string().expect("body")).expect("json");
+    assert_eq!(v["error"]["code"], "METHOD_NOT_ALLOWED");
+}
+
+fn huge_png_header() -> Vec<u8> {
+    // Signature + IHDR claiming 100000x100000 + a tiny IDAT: rejected from the header alone.
+    let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let crc = |data: &[u8]| {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    };
+    v.extend_from_slice(&ihdr);
+    v.extend_from_slice(&crc(&ihdr).to_be_bytes());
+    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
+    v.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    v.extend_from_slice(idat);
+    v.extend_from_slice(&crc(idat).to_be_bytes());
+    v
+}
+
+fn corrupt_jpeg() -> Vec<u8> {
+    let mut c = vec![0xff, 0xd8, 0xff, 0xc0, 0x00, 0x03];
+    c.extend([0x55; 100]);
+    c.extend([0xff, 0xda, 0x00, 0x02, 0xff, 0xd9]);
+    c
+}
+
+#[test]
+fn health_and_openapi() {
+    let v: Value = agent()
+        .get(&format!("{}/health", server()))
+        .call()
+        .expect("health")
+        .into_string()
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("body");
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["models"].as_array().map(|m| m.len()), Some(4));
+    assert!(v["models"][0]["sha256"]
+        .as_str()
+        .is_some_and(|s| s.len() == 64));
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+
+    let doc: Value = agent()
+        .get(&format!("{}/openapi.json", server()))
+        .call()
+        .expect("openapi")
+        .into_string()
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("body");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let op = &doc["paths"]["/v1/liveness"]["post"];
+    let content = op["requestBody"]["content"].as_object().expect("content");
+    for ct in [
+        "multipart/form-data",
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "application/json",
+    ] {
+        assert!(
+            content.contains_key(ct),
+            "request body type {ct} documented"
+        );
+    }
+    for status in ["200", "400", "413", "415", "422", "500"] {
+        assert!(
+            op["responses"].get(status).is_some(),
+            "response {status} documented"
+        );
+    }
+    assert!(doc["paths"]["/health"]["get"].is_object());
+    // The documented verdict schema has the fields the server really sends.
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["LivenessResponse"].is_object() && schemas["Verdict"].is_object(),
+        "{schemas}"
+    );
+    let props = schemas["Verdict"]["properties"].as_object().expect("props");
+    let (_, sample) = post(
+        "/v1/liveness",
+        Some("image/jpeg"),
+        &read("live/facerec_obama.jpg"),
+    );
+    for k in sample
+        .as_object()
+        .expect("obj")
+        .keys()
+        .filter(|k| *k != "request_id")
+    {
+        assert!(props.contains_key(k), "field {k} sent but not documented");
+    }
+}
+
+#[test]
+fn cors_allows_only_the_configured_origins() {
+    let ok = agent()
+        .request("OPTIONS", &format!("{}/v1/liveness", server()))
+        .set("Origin", "https://app.example.com")
+        .set("Access-Control-Request-Method", "POST")
+        .call()
+        .expect("preflight");
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(ok.header("access-control-allow-credentials"), None);
+    let other = agent()
+        .get(&format!("{}/health", server()))
+        .set("Origin", "https://evil.example.net")
+        .call()
+        .expect("health");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
