@@ -66,7 +66,7 @@ pub enum ModelError {
     Inference { name: String, message: String },
     #[error("unknown model {0} (not in the manifest)")]
     Unknown(String),
-    #[error("io error on {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -15,6 +15,7 @@ pub mod models;
 pub mod pipeline;
 pub mod pixels;
 pub mod quality;
+pub mod s3;
 
 pub use config::Config;
 pub use error::{DecodeError, Error, ModelError};

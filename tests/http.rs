@@ -160,7 +160,9 @@ fn multipart_raw_and_base64_give_the_right_verdicts() {
 #[test]
 fn every_bad_input_class_gets_its_status_and_code() {
     let live = read("live/facerec_obama.jpg");
-    let cases: Vec<(&str, String, Option<String>, Vec<u8>, u16, &str)> = vec![
+    // (what, path, content type, body, status, code)
+    type Case = (&'static str, String, Option<String>, Vec<u8>, u16, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "missing file field",
             "/v1/liveness".into(),

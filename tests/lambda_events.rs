@@ -87,7 +87,7 @@ async fn every_api_event_gets_the_expected_answer() {
                 "{name}: the embedded image was decoded"
             );
             assert!(
-                v["request_id"].as_str().is_some_and(|id| id != ""),
+                v["request_id"].as_str().is_some_and(|id| !id.is_empty()),
                 "{name}: API Gateway request id"
             );
         }

@@ -2,19 +2,20 @@
 //! through lambda_http; anywhere else it listens on EKYC_HOST:EKYC_PORT (default 127.0.0.1:3000).
 //! Configuration comes from the environment only (see README "Configuration").
 
-use ekyc_liveness::{http, Config};
+use ekyc_liveness::{http, s3, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     ekyc_liveness::logging::init();
     let config = Config::from_env()?;
-    // Load models before serving: a Lambda init error (not a half-loaded function) if anything is wrong.
-    let state = match tokio::task::spawn_blocking(move || http::load_state(config)).await? {
-        Ok(s) => s,
+    // Models load before serving: a Lambda init error (never a half-loaded function) if anything is
+    // wrong, with one log line naming the model and where it was looked for.
+    let pipeline = match s3::load_pipeline(config).await {
+        Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, code = e.code(), "model loading failed");
             return Err(e.into());
         }
     };
-    http::serve(state).await
+    http::serve(http::AppState::new(pipeline)).await
 }

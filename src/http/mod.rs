@@ -1,6 +1,7 @@
 //! HTTP adapter: one axum Router (built once per process around the shared [`Pipeline`]), served
 //! locally by `axum::serve` or inside AWS Lambda by `lambda_http::run`.
 
+mod demo;
 pub mod error;
 mod input;
 pub mod openapi;
@@ -48,10 +49,14 @@ pub struct Health {
 /// Build the router. `state` holds the loaded models; nothing is loaded per request.
 pub fn router(state: Arc<AppState>) -> Router {
     let server = state.pipeline.config.server.clone();
-    let mut app = Router::new()
+    let mut routes = Router::new()
         .route("/v1/liveness", post(liveness))
         .route("/health", get(health))
-        .route("/openapi.json", get(openapi::serve))
+        .route("/openapi.json", get(openapi::serve));
+    if server.demo {
+        routes = routes.merge(demo::routes());
+    }
+    let mut app = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
@@ -239,17 +244,19 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     })
 }
 
-/// Load the models and build the shared state (once per process).
+impl AppState {
+    /// Wrap a loaded pipeline (built once per process).
+    pub fn new(pipeline: Pipeline) -> Arc<AppState> {
+        Arc::new(AppState {
+            pipeline,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// Load the models from the models directory and build the shared state (tests, simple embedding).
 pub fn load_state(config: Config) -> Result<Arc<AppState>, crate::Error> {
-    let started = Instant::now();
-    let pipeline = Pipeline::load(config)?;
-    tracing::info!(
-        model_source = %pipeline.registry.source,
-        models = ?pipeline.registry.models.iter().map(|m| format!("{}@{}", m.name, &m.sha256[..12.min(m.sha256.len())])).collect::<Vec<_>>(),
-        load_ms = started.elapsed().as_secs_f64() * 1e3,
-        "models loaded"
-    );
-    Ok(Arc::new(AppState { pipeline, started }))
+    Ok(AppState::new(Pipeline::load(config)?))
 }
 
 /// Serve: inside AWS Lambda via lambda_http, else on `host:port`.

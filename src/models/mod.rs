@@ -46,11 +46,7 @@ impl Plan {
                 || dims
                     .iter()
                     .zip(shape.iter())
-                    .enumerate()
-                    .any(|(i, (d, s))| match d {
-                        Some(d) => *d != *s && !(i == 0 && *d != 1),
-                        None => false,
-                    });
+                    .any(|(d, s)| d.is_some_and(|d| d != *s));
             if mismatch {
                 return Err(ModelError::IoMismatch {
                     name: entry.name.clone(),
@@ -97,7 +93,12 @@ impl Plan {
                 .map_err(|_| "model lock poisoned".to_string())?
                 .take()
                 .ok_or_else(|| "model already consumed".to_string())?;
-            typed
+            let mut decluttered = typed.into_decluttered().map_err(|e| format!("{e:#}"))?;
+            let rewritten = prelu_to_max(&mut decluttered).map_err(|e| format!("{e:#}"))?;
+            if rewritten > 0 {
+                tracing::debug!(model = %self.inner.name, rewritten, "PReLU nodes rewritten as max(x, slope*x)");
+            }
+            decluttered
                 .into_optimized()
                 .and_then(|m| m.into_runnable())
                 .map_err(|e| format!("{e:#}"))
@@ -133,12 +134,81 @@ impl Plan {
     }
 }
 
+/// Load-time graph pass: tract-onnx expands PReLU into `Iff(0 > x, x * slope, x)`, and tract runs
+/// `Iff` without SIMD. When every slope is ≤ 1, PReLU(x) = max(x, slope * x) exactly (x ≥ 0:
+/// x ≥ slope·x; x < 0: slope·x ≥ x), and Max/Mul are vectorised. Generic: any model, matched by
+/// structure, constant slopes checked; anything else is left alone. Returns the number rewritten.
+pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::logic::Iff;
+    let mut count = 0;
+    for id in model.eval_order()? {
+        let node = &model.nodes[id];
+        if node.op_as::<Iff>().is_none() || node.inputs.len() != 3 {
+            continue;
+        }
+        let (cond, t, x) = (node.inputs[0], node.inputs[1], node.inputs[2]);
+        // cond = 0 > x
+        let cn = &model.nodes[cond.node];
+        let is_gt = cn.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == "GT");
+        if !is_gt || cn.inputs.len() != 2 || cn.inputs[1] != x {
+            continue;
+        }
+        let zero_ok = model
+            .outlet_fact(cn.inputs[0])?
+            .konst
+            .as_ref()
+            .and_then(|k| k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s.iter().all(|z| *z == 0.0))))
+            .unwrap_or(false);
+        // t = x * slope (either order), slope constant and ≤ 1 everywhere
+        let tn = &model.nodes[t.node];
+        let is_mul = tn.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == "Mul");
+        if !zero_ok || !is_mul || tn.inputs.len() != 2 {
+            continue;
+        }
+        let slope = if tn.inputs[0] == x {
+            tn.inputs[1]
+        } else if tn.inputs[1] == x {
+            tn.inputs[0]
+        } else {
+            continue;
+        };
+        let slope_ok = model
+            .outlet_fact(slope)?
+            .konst
+            .as_ref()
+            .and_then(|k| k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s.iter().all(|a| a.is_finite() && *a <= 1.0))))
+            .unwrap_or(false);
+        if !slope_ok {
+            continue;
+        }
+        let name = format!("{}.prelu_max", node.name);
+        let mut patch = TypedModelPatch::default();
+        let px = patch.tap_model(model, x)?;
+        let pt = patch.tap_model(model, t)?;
+        let out = patch.wire_node(name, tract_onnx::tract_core::ops::math::max(), &[px, pt])?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
+        patch.apply(model)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 fn input_shape(e: &ModelEntry) -> [usize; 4] {
     let (w, h) = (e.input.width as usize, e.input.height as usize);
     match e.input.layout {
         Layout::NCHW => [1, 3, h, w],
         Layout::NHWC => [1, h, w, 3],
     }
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_models.rs"));
+}
+
+/// True when this binary carries embedded models (built with EKYC_EMBED_MODELS).
+pub fn has_embedded_models() -> bool {
+    embedded::EMBEDDED.is_some()
 }
 
 /// What was loaded, for verdicts, /health and logs.
@@ -160,9 +230,28 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Load from the models directory (manifest.toml + files), verifying every sha256.
+    /// Load from the models directory (manifest.toml + files), verifying every sha256; when the
+    /// directory has no manifest and the binary was built with embedded models, use those.
     pub fn load(cfg: &ModelConfig) -> Result<Registry, ModelError> {
-        let manifest = Manifest::load(&cfg.models_dir.join("manifest.toml"))?;
+        let manifest_path = cfg.models_dir.join("manifest.toml");
+        if !manifest_path.exists() {
+            if let Some((text, files)) = embedded::EMBEDDED {
+                let manifest = Manifest::from_toml(text, "embedded manifest.toml")?;
+                return Registry::from_source(&manifest, cfg, "embedded", |e| {
+                    let bytes = files
+                        .iter()
+                        .find(|(name, _)| *name == e.file)
+                        .map(|(_, b)| b.to_vec())
+                        .ok_or_else(|| ModelError::Missing {
+                            name: e.name.clone(),
+                            tried: "embedded models (build with EKYC_EMBED_MODELS=models after `ekyc models fetch`)".into(),
+                        })?;
+                    verify_bytes(e, &bytes, "embedded")?;
+                    Ok(bytes)
+                });
+            }
+        }
+        let manifest = Manifest::load(&manifest_path)?;
         let dir = cfg.models_dir.clone();
         Registry::from_source(&manifest, cfg, &format!("dir:{}", dir.display()), |entry| {
             let path = dir.join(&entry.file);

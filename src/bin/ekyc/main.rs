@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod eval;
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +74,16 @@ enum Cmd {
         #[command(flatten)]
         config: Config,
     },
+    /// ISO/IEC 30107-3 evaluation of labelled folders: APCER per attack type, BPCER, EER, DET curve
+    /// and score histogram, gate on and off; writes report.json/.md, det.png/.svg, hist.png/.svg,
+    /// scores.csv into --out and prints the summary.
+    Eval(eval::EvalArgs),
+    /// Choose the liveness threshold that meets an APCER or BPCER target on labelled folders; print
+    /// the other rate with 95% intervals and the line EKYC_LIVENESS_THRESHOLD=<value>.
+    Calibrate(eval::CalibrateArgs),
+    /// Measure the quality-gate metrics on bona fide captures of a camera; print percentiles, the
+    /// current limits and suggested EKYC_* limits (changes nothing without --write-env).
+    CalibrateQuality(eval::CalibrateQualityArgs),
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -97,6 +108,16 @@ enum ModelsCmd {
     },
     /// Verify the provisioned files against the manifest.
     Verify {
+        names: Vec<String>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Upload the manifest and the provisioned models to S3 (s3://bucket/prefix), for EKYC_MODEL_BUCKET.
+    Push {
+        /// Destination, e.g. s3://my-bucket/models
+        destination: String,
         names: Vec<String>,
         #[arg(long)]
         all: bool,
@@ -143,11 +164,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             code
         }
         Cmd::Models { cmd } => models(cmd),
+        Cmd::Eval(args) => eval::eval(args),
+        Cmd::Calibrate(args) => eval::calibrate(args),
+        Cmd::CalibrateQuality(args) => eval::calibrate_quality(args),
         Cmd::Serve { config } => {
-            let state = ekyc_liveness::http::load_state(config).context("loading models")?;
-            tokio::runtime::Runtime::new()?
-                .block_on(ekyc_liveness::http::serve(state))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let pipeline = ekyc_liveness::s3::load_pipeline(config)
+                    .await
+                    .context("loading models")?;
+                ekyc_liveness::http::serve(ekyc_liveness::http::AppState::new(pipeline))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench {
@@ -273,6 +301,33 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
             let entries = provision::entries(&manifest, &names, all)?;
             for (name, sha) in provision::verify_all(dir, &entries)? {
                 println!("{name:<20} ok  {sha}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCmd::Push {
+            destination,
+            names,
+            all,
+            config,
+        } => {
+            let rest = destination
+                .strip_prefix("s3://")
+                .ok_or_else(|| anyhow::anyhow!("destination must look like s3://bucket/prefix"))?;
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let uploaded = tokio::runtime::Runtime::new()?.block_on(async {
+                let client = ekyc_liveness::s3::client().await;
+                ekyc_liveness::s3::models::push(
+                    &client,
+                    &config.models.models_dir,
+                    bucket,
+                    prefix,
+                    &names,
+                    all,
+                )
+                .await
+            })?;
+            for u in uploaded {
+                println!("uploaded {u}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,0 +1,163 @@
+//! Models from S3: the manifest and every active model downloaded concurrently into memory (no /tmp),
+//! each verified against the manifest's sha256 before any plan is built; and `ekyc models push`.
+
+use super::{describe, fetch_err, http_status, normalize_prefix};
+use crate::config::Config;
+use crate::error::{Error, ModelError};
+use crate::models::manifest::{Manifest, Role};
+use crate::models::{verify_bytes, Registry};
+use aws_sdk_s3::primitives::ByteStream;
+use std::collections::HashMap;
+
+/// Largest object accepted as a model or manifest.
+const MAX_MODEL_BYTES: i64 = 64 << 20;
+
+async fn get(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+) -> Result<Vec<u8>, Error> {
+    let uri = format!("s3://{bucket}/{key}");
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| match http_status(&e) {
+            Some(404) => Error::Model(ModelError::Missing {
+                name: name.to_string(),
+                tried: uri.clone(),
+            }),
+            Some(403) => fetch_err(
+                name,
+                format!("access denied reading {uri} ({})", describe(&e)),
+            ),
+            _ => fetch_err(name, format!("reading {uri}: {}", describe(&e))),
+        })?;
+    if out.content_length().unwrap_or(0) > MAX_MODEL_BYTES {
+        return Err(fetch_err(
+            name,
+            format!("{uri} is larger than {MAX_MODEL_BYTES} bytes"),
+        ));
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| fetch_err(name, format!("reading {uri}: {e}")))?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
+/// Download `<prefix>manifest.toml` and the active models, verify, build the registry.
+pub async fn load_registry(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    config: &Config,
+) -> Result<Registry, Error> {
+    let prefix = normalize_prefix(&config.models.model_prefix);
+    let manifest_key = format!("{prefix}manifest.toml");
+    let text = get(client, bucket, &manifest_key, "manifest").await?;
+    let text = String::from_utf8(text).map_err(|_| {
+        fetch_err(
+            "manifest",
+            format!("s3://{bucket}/{manifest_key} is not UTF-8"),
+        )
+    })?;
+    let manifest = Manifest::from_toml(&text, &format!("s3://{bucket}/{manifest_key}"))?;
+    let mut wanted = manifest.select(Role::Detector, &config.models.detectors)?;
+    wanted.extend(manifest.select(Role::Liveness, &config.models.liveness_models)?);
+
+    // All downloads at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for e in &wanted {
+        let (client, bucket, key, entry) = (
+            client.clone(),
+            bucket.to_string(),
+            format!("{prefix}{}", e.file),
+            (*e).clone(),
+        );
+        let origin = format!("s3://{bucket}/{prefix}");
+        tasks.spawn(async move {
+            let bytes = get(&client, &bucket, &key, &entry.name).await?;
+            verify_bytes(&entry, &bytes, &origin)?;
+            Ok::<_, Error>((entry.name.clone(), bytes))
+        });
+    }
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (name, bytes) =
+            r.map_err(|e| Error::Config(format!("download task failed: {e}")))??;
+        files.insert(name, bytes);
+    }
+    let source = format!("s3://{bucket}/{prefix}");
+    let models = config.models.clone();
+    tokio::task::spawn_blocking(move || {
+        Registry::from_source(&manifest, &models, &source, |e| {
+            files
+                .get(&e.name)
+                .cloned()
+                .ok_or_else(|| ModelError::Missing {
+                    name: e.name.clone(),
+                    tried: source.clone(),
+                })
+        })
+    })
+    .await
+    .map_err(|e| Error::Config(format!("model build task failed: {e}")))?
+    .map_err(Error::Model)
+}
+
+/// Upload the manifest and the provisioned model files (verified first) to `s3://bucket/prefix`.
+pub async fn push(
+    client: &aws_sdk_s3::Client,
+    dir: &std::path::Path,
+    bucket: &str,
+    prefix: &str,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<String>, Error> {
+    let prefix = normalize_prefix(prefix);
+    let manifest = Manifest::load(&dir.join("manifest.toml"))?;
+    let entries = crate::models::provision::entries(&manifest, names, all)?;
+    crate::models::provision::verify_all(dir, &entries)?;
+    let mut uploaded = Vec::new();
+    let mut files: Vec<(String, std::path::PathBuf, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                format!("{prefix}{}", e.file),
+                dir.join(&e.file),
+                "application/octet-stream",
+            )
+        })
+        .collect();
+    // The manifest last: a reader never sees a manifest naming files not yet uploaded.
+    files.push((
+        format!("{prefix}manifest.toml"),
+        dir.join("manifest.toml"),
+        "application/toml",
+    ));
+    for (key, path, ctype) in files {
+        let body = ByteStream::from_path(&path)
+            .await
+            .map_err(|e| fetch_err(&key, format!("reading {}: {e}", path.display())))?;
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type(ctype)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                fetch_err(
+                    &key,
+                    format!("uploading to s3://{bucket}/{key}: {}", describe(&e)),
+                )
+            })?;
+        uploaded.push(format!("s3://{bucket}/{key}"));
+    }
+    Ok(uploaded)
+}

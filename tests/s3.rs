@@ -1,0 +1,554 @@
+//! S3 paths against a real S3-compatible server (s3s-fs, started here on 127.0.0.1 with a temp dir):
+//! models at cold start, `models push`, and the upload trigger with real S3 event JSON.
+
+mod common;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_s3::primitives::ByteStream;
+use common::{config, read, repo};
+use ekyc_liveness::s3::trigger::{Outcome, Trigger};
+use ekyc_liveness::s3::{load_pipeline_with, models};
+use ekyc_liveness::{CheckOptions, Error, ModelError};
+use serde_json::Value;
+use std::process::{Child, Command};
+use std::sync::{Arc, OnceLock};
+
+const KEY: &str = "ekyc-test-access";
+const SECRET: &str = "ekyc-test-secret-key";
+
+struct Server {
+    url: String,
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+struct ChildGuard(Child);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn s3s_fs_binary() -> std::path::PathBuf {
+    std::env::var_os("EKYC_S3S_FS")
+        .map(Into::into)
+        .unwrap_or_else(|| repo().join(".tools/bin/s3s-fs"))
+}
+
+/// One s3s-fs server per test binary.
+fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        let bin = s3s_fs_binary();
+        assert!(
+            bin.exists(),
+            "s3s-fs not found at {} (tools/test.sh installs it; or set EKYC_S3S_FS)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let child = Command::new(&bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                KEY,
+                "--secret-key",
+                SECRET,
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let guard = ChildGuard(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server {
+            url: format!("http://127.0.0.1:{port}"),
+            _child: guard,
+            _dir: dir,
+        }
+    })
+}
+
+fn client_with(secret: &str) -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new(KEY, secret, None, None, "tests");
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&server().url)
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+fn client() -> aws_sdk_s3::Client {
+    client_with(SECRET)
+}
+
+async fn bucket(name: &str) -> String {
+    let c = client();
+    match c.create_bucket().bucket(name).send().await {
+        Ok(_) => {}
+        Err(e) => {
+            let s = format!("{e:?}");
+            assert!(
+                s.contains("BucketAlreadyOwnedByYou") || s.contains("BucketAlreadyExists"),
+                "create bucket: {s}"
+            );
+        }
+    }
+    name.to_string()
+}
+
+async fn put(bucket: &str, key: &str, data: Vec<u8>) {
+    client()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .expect("put");
+}
+
+async fn get_json(bucket: &str, key: &str) -> Option<Value> {
+    let out = client()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    let b = out.body.collect().await.ok()?.into_bytes();
+    serde_json::from_slice(&b).ok()
+}
+
+/// Models pushed once to s3://models/v1/.
+async fn pushed_models() -> &'static str {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let b = bucket("models").await;
+        let up = models::push(&client(), &repo().join("models"), &b, "v1", &[], false)
+            .await
+            .expect("push");
+        assert_eq!(up.len(), 5, "4 models + manifest: {up:?}");
+        assert!(
+            up.last().is_some_and(|k| k.ends_with("v1/manifest.toml")),
+            "manifest uploaded last"
+        );
+    })
+    .await;
+    "models"
+}
+
+fn s3_config(bucket: &str, prefix: &str) -> ekyc_liveness::Config {
+    let mut c = config();
+    c.models.model_bucket = Some(bucket.into());
+    c.models.model_prefix = prefix.into();
+    c
+}
+
+#[tokio::test]
+async fn cold_start_from_s3_matches_local_models() {
+    let b = pushed_models().await;
+    let t = std::time::Instant::now();
+    let from_s3 = load_pipeline_with(s3_config(b, "v1/"), Some(&client()))
+        .await
+        .expect("load from S3");
+    eprintln!(
+        "cold start from S3 (download + verify + plans): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(from_s3.registry.source, "s3://models/v1/");
+    let local = common::pipeline();
+    assert_eq!(from_s3.registry.models, local.registry.models);
+    for rel in [
+        "live/facerec_obama.jpg",
+        "spoof/minivision_image_F2.jpg",
+        "other/facerec_two_people.jpg",
+    ] {
+        let a = from_s3
+            .run(&read(rel), CheckOptions::default())
+            .expect("s3 verdict");
+        let l = local
+            .run(&read(rel), CheckOptions::default())
+            .expect("local verdict");
+        assert_eq!(
+            (a.status, a.liveness_score),
+            (l.status, l.liveness_score),
+            "{rel}"
+        );
+    }
+    // Prefix without the trailing slash is the same place.
+    let again = load_pipeline_with(s3_config(b, "v1"), Some(&client()))
+        .await
+        .expect("no slash");
+    assert_eq!(again.registry.source, "s3://models/v1/");
+}
+
+#[tokio::test]
+async fn tampered_or_missing_model_objects_fail_init_clearly() {
+    let b = pushed_models().await;
+    // Copy v1 to "tampered/", flipping one byte of MiniFASNetV2.
+    for f in [
+        "manifest.toml",
+        "face_detection_short_range.onnx",
+        "face_detection_full_range.onnx",
+        "MiniFASNetV2.onnx",
+        "MiniFASNetV1SE.onnx",
+    ] {
+        let mut data = std::fs::read(repo().join("models").join(f)).expect("local model");
+        if f == "MiniFASNetV2.onnx" {
+            let n = data.len() / 2;
+            data[n] ^= 0x40;
+        }
+        put(b, &format!("tampered/{f}"), data.clone()).await;
+        if f != "MiniFASNetV1SE.onnx" {
+            put(b, &format!("partial/{f}"), data).await;
+        }
+    }
+    let err = load_pipeline_with(s3_config(b, "tampered/"), Some(&client()))
+        .await
+        .err()
+        .expect("must fail");
+    match &err {
+        Error::Model(ModelError::HashMismatch {
+            name, source_desc, ..
+        }) => {
+            assert_eq!(name, "MiniFASNetV2");
+            assert!(
+                source_desc.contains("s3://models/tampered/"),
+                "{source_desc}"
+            );
+        }
+        other => panic!("expected a hash mismatch, got {other}"),
+    }
+    let err = load_pipeline_with(s3_config(b, "partial/"), Some(&client()))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(&err, Error::Model(ModelError::Missing { name, tried }) if name == "MiniFASNetV1SE" && tried.contains("s3://models/partial/MiniFASNetV1SE.onnx")),
+        "{err}"
+    );
+    let err = load_pipeline_with(s3_config(b, "nothing-here/"), Some(&client()))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(&err, Error::Model(ModelError::Missing { name, .. }) if name == "manifest"),
+        "{err}"
+    );
+    // Wrong credentials: access denied, named.
+    let err = load_pipeline_with(s3_config(b, "v1/"), Some(&client_with("wrong-secret")))
+        .await
+        .err()
+        .expect("must fail");
+    assert_eq!(err.code(), "MODEL_FETCH", "{err}");
+}
+
+/// A trigger over the uploads bucket, with the pushed models.
+async fn trigger(max_image_bytes: Option<usize>) -> Trigger {
+    let b = pushed_models().await;
+    let mut c = s3_config(b, "v1/");
+    if let Some(m) = max_image_bytes {
+        c.limits.max_image_bytes = m;
+    }
+    Trigger {
+        client: client(),
+        pipeline: Arc::new(
+            load_pipeline_with(c, Some(&client()))
+                .await
+                .expect("models"),
+        ),
+    }
+}
+
+/// One of the events/ files, pointed at `bucket` (and optionally another key / etag).
+fn event(file: &str, bucket: &str, key: Option<&str>) -> S3Event {
+    let mut v: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events").join(file)).expect("event"),
+    )
+    .expect("json");
+    for r in v["Records"].as_array_mut().expect("records") {
+        r["s3"]["bucket"]["name"] = Value::String(bucket.into());
+        r["s3"]["bucket"]["arn"] = Value::String(format!("arn:aws:s3:::{bucket}"));
+        if let Some(k) = key {
+            r["s3"]["object"]["key"] = Value::String(k.into());
+        }
+    }
+    serde_json::from_value(v).expect("S3Event")
+}
+
+#[tokio::test]
+async fn upload_is_verified_once_and_written_as_result() {
+    let b = bucket("uploads-a").await;
+    let t = trigger(None).await;
+    put(
+        &b,
+        "uploads/selfie-0001.png",
+        read("spoof/hyperfas_fake_screen.png"),
+    )
+    .await;
+    let reports = t
+        .handle(event("s3-put-image.json", &b, None), "req-1")
+        .await
+        .expect("handled");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::Written);
+    assert_eq!(
+        reports[0].result_key.as_deref(),
+        Some("results/selfie-0001.png.json")
+    );
+    let doc = get_json(&b, "results/selfie-0001.png.json")
+        .await
+        .expect("result object");
+    assert_eq!(doc["status"], "SPOOF", "{doc}");
+    assert_eq!(doc["verdict"]["status"], "SPOOF");
+    assert_eq!(doc["source"]["key"], "uploads/selfie-0001.png");
+    assert!(
+        doc["source"]["etag"]
+            .as_str()
+            .is_some_and(|e| e.len() >= 16),
+        "{doc}"
+    );
+    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(4));
+    assert!(doc["models"][0]["sha256"]
+        .as_str()
+        .is_some_and(|s| s.len() == 64));
+    assert!(
+        doc["processed_at"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("20")),
+        "{doc}"
+    );
+    assert_eq!(doc["request_id"], "req-1");
+    let etag = |c: aws_sdk_s3::Client| async move {
+        c.head_object()
+            .bucket("uploads-a")
+            .key("results/selfie-0001.png.json")
+            .send()
+            .await
+            .expect("head")
+            .e_tag()
+            .map(str::to_string)
+    };
+    let before = etag(client()).await;
+
+    // The same event again (S3 at-least-once, Lambda retry): skipped, result untouched.
+    let again = t
+        .handle(event("s3-put-image.json", &b, None), "req-2")
+        .await
+        .expect("handled");
+    assert_eq!(again[0].outcome, Outcome::Duplicate);
+    assert_eq!(etag(client()).await, before);
+    assert_eq!(
+        get_json(&b, "results/selfie-0001.png.json")
+            .await
+            .expect("result")["request_id"],
+        "req-1"
+    );
+
+    // A new upload under the same key (new ETag) is processed again and replaces the result.
+    put(
+        &b,
+        "uploads/selfie-0001.png",
+        read("live/facerec_obama.jpg"),
+    )
+    .await;
+    let third = t
+        .handle(event("s3-put-image.json", &b, None), "req-3")
+        .await
+        .expect("handled");
+    assert_eq!(third[0].outcome, Outcome::Written);
+    let doc = get_json(&b, "results/selfie-0001.png.json")
+        .await
+        .expect("result");
+    assert_eq!(
+        (doc["status"].as_str(), doc["request_id"].as_str()),
+        (Some("LIVE"), Some("req-3"))
+    );
+}
+
+#[tokio::test]
+async fn bad_uploads_get_error_results_not_retries() {
+    let b = bucket("uploads-b").await;
+    let t = trigger(Some(400_000)).await;
+    put(
+        &b,
+        "uploads/notes.txt",
+        b"these are not the pixels you are looking for".to_vec(),
+    )
+    .await;
+    let r = t
+        .handle(event("s3-put-not-image.json", &b, None), "req-n")
+        .await
+        .expect("an error result is not a failure");
+    assert_eq!(r[0].outcome, Outcome::Written);
+    let doc = get_json(&b, "results/notes.txt.json")
+        .await
+        .expect("result");
+    assert_eq!(
+        (doc["status"].as_str(), doc["error"]["code"].as_str()),
+        (Some("ERROR"), Some("NOT_AN_IMAGE")),
+        "{doc}"
+    );
+    assert!(doc["verdict"].is_null());
+
+    let jpeg = read("live/facerec_obama.jpg");
+    put(&b, "uploads/cut.jpg", jpeg[..jpeg.len() / 2].to_vec()).await;
+    t.handle(
+        event("s3-put-image.json", &b, Some("uploads/cut.jpg")),
+        "req-c",
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        get_json(&b, "results/cut.jpg.json").await.expect("result")["error"]["code"],
+        "TRUNCATED_IMAGE"
+    );
+
+    // Over the size limit (400 kB here): refused from the object's size, before downloading it.
+    put(&b, "uploads/big.jpg", vec![0u8; 500_000]).await;
+    t.handle(
+        event("s3-put-image.json", &b, Some("uploads/big.jpg")),
+        "req-b",
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        get_json(&b, "results/big.jpg.json").await.expect("result")["error"]["code"],
+        "IMAGE_TOO_MANY_BYTES"
+    );
+}
+
+#[tokio::test]
+async fn encoded_keys_batches_and_prefixes() {
+    let b = bucket("uploads-c").await;
+    let t = trigger(None).await;
+    // events/s3-put-encoded-key.json: "uploads/customer+42/sj%C3%B6+selfie%20%C3%A9t%C3%A9.png"
+    let key = "uploads/customer 42/sjö selfie été.png";
+    put(&b, key, read("live/vietmoney_true_001.jpg")).await;
+    let r = t
+        .handle(event("s3-put-encoded-key.json", &b, None), "req-u")
+        .await
+        .expect("handled");
+    assert_eq!(r[0].key, key);
+    assert_eq!(r[0].outcome, Outcome::Written);
+    let doc = get_json(&b, "results/customer 42/sjö selfie été.png.json")
+        .await
+        .expect("result under the decoded key");
+    assert_eq!(doc["status"], "LIVE");
+    // A literal '+' arrives as %2B.
+    put(&b, "uploads/a+b.jpg", read("live/facerec_obama_small.jpg")).await;
+    t.handle(
+        event("s3-put-image.json", &b, Some("uploads/a%2Bb.jpg")),
+        "req-p",
+    )
+    .await
+    .expect("handled");
+    assert!(get_json(&b, "results/a+b.jpg.json").await.is_some());
+
+    // A batch: good image, deleted object, key outside the prefix, a results/ key (no recursion),
+    // and a non-image. Every record is handled; nothing fails.
+    put(&b, "uploads/ok.png", read("live/facerec_obama.jpg")).await;
+    put(&b, "uploads/junk.bin", vec![1, 2, 3]).await;
+    let mut ev = event("s3-put-image.json", &b, Some("uploads/ok.png"));
+    let template = ev.records[0].clone();
+    for k in [
+        "uploads/deleted.jpg",
+        "elsewhere/x.jpg",
+        "results/ok.png.json",
+        "uploads/junk.bin",
+    ] {
+        let mut r = template.clone();
+        r.s3.object.key = Some(k.into());
+        ev.records.push(r);
+    }
+    let reports = t.handle(ev, "req-batch").await.expect("batch handled");
+    let outcomes: Vec<(String, Outcome)> =
+        reports.into_iter().map(|r| (r.key, r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("uploads/ok.png".into(), Outcome::Written),
+            ("uploads/deleted.jpg".into(), Outcome::Gone),
+            ("elsewhere/x.jpg".into(), Outcome::OutsidePrefix),
+            ("results/ok.png.json".into(), Outcome::OutsidePrefix),
+            ("uploads/junk.bin".into(), Outcome::Written),
+        ]
+    );
+    assert_eq!(
+        get_json(&b, "results/junk.bin.json").await.expect("result")["error"]["code"],
+        "NOT_AN_IMAGE"
+    );
+}
+
+#[tokio::test]
+async fn infrastructure_failures_are_returned_for_retry() {
+    let b = bucket("uploads-d").await;
+    put(
+        &b,
+        "uploads/selfie-0001.png",
+        read("live/facerec_obama.jpg"),
+    )
+    .await;
+    let good = trigger(None).await;
+    let denied = Trigger {
+        client: client_with("wrong-secret"),
+        pipeline: good.pipeline.clone(),
+    };
+    let err = denied
+        .handle(event("s3-put-image.json", &b, None), "req-x")
+        .await
+        .expect_err("must fail for a retry");
+    assert_eq!((err.total, err.failures.len()), (1, 1));
+    assert!(err.failures[0].contains("uploads/selfie-0001.png"), "{err}");
+    assert!(
+        get_json(&b, "results/selfie-0001.png.json").await.is_none(),
+        "nothing written"
+    );
+    // The retry (with working access) succeeds.
+    let r = good
+        .handle(event("s3-put-image.json", &b, None), "req-y")
+        .await
+        .expect("retry");
+    assert_eq!(r[0].outcome, Outcome::Written);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_yield_one_result() {
+    let b = bucket("uploads-e").await;
+    let t = trigger(None).await;
+    let mut written = 0;
+    for i in 0..5 {
+        let key = format!("uploads/race-{i}.jpg");
+        put(&b, &key, read("live/facerec_obama_small.jpg")).await;
+        let (a, c) = tokio::join!(
+            t.handle(event("s3-put-image.json", &b, Some(&key)), "req-a"),
+            t.handle(event("s3-put-image.json", &b, Some(&key)), "req-b")
+        );
+        let outcomes = [
+            a.expect("a")[0].outcome.clone(),
+            c.expect("c")[0].outcome.clone(),
+        ];
+        written += outcomes.iter().filter(|o| **o == Outcome::Written).count();
+        assert!(outcomes.contains(&Outcome::Written), "{outcomes:?}");
+    }
+    eprintln!("concurrent pairs: {written} writes for 5 objects");
+    assert_eq!(
+        written, 5,
+        "the conditional write lets exactly one delivery write each result"
+    );
+}
