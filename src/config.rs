@@ -20,6 +20,10 @@ pub struct Config {
     /// Liveness decision threshold: `is_live = liveness_score >= threshold`.
     #[arg(long, env = "EKYC_LIVENESS_THRESHOLD", default_value_t = 0.5)]
     pub liveness_threshold: f32,
+    /// Run the liveness models of the ensemble on parallel threads (lower latency when a second
+    /// core is free; same CPU time).
+    #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub parallel_liveness: bool,
     #[command(flatten)]
     pub server: ServerConfig,
     #[command(flatten)]

@@ -161,14 +161,34 @@ impl Pipeline {
         }
 
         let t2 = Instant::now();
-        let mut scores = Vec::with_capacity(self.registry.liveness.len());
-        for m in &self.registry.liveness {
-            scores.push(ModelScore {
+        let score_one = |m: &crate::liveness::LivenessModel| -> Result<ModelScore, Error> {
+            Ok(ModelScore {
                 model: m.name.clone(),
                 live_probability: m.score(img, &face.bbox)?,
                 weight: m.spec.weight,
-            });
-        }
+            })
+        };
+        let models = &self.registry.liveness;
+        let scores: Vec<ModelScore> = if self.config.parallel_liveness && models.len() > 1 {
+            // One scoped thread per extra model; the calling thread runs the first.
+            std::thread::scope(|s| {
+                let others: Vec<_> = models[1..]
+                    .iter()
+                    .map(|m| s.spawn(move || score_one(m)))
+                    .collect();
+                let mut out = vec![score_one(&models[0])];
+                out.extend(others.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Config("liveness thread panicked".into())))
+                }));
+                out.into_iter().collect::<Result<Vec<_>, Error>>()
+            })?
+        } else {
+            models
+                .iter()
+                .map(score_one)
+                .collect::<Result<Vec<_>, Error>>()?
+        };
         v.timings.liveness_ms = ms(t2);
         let score = ensemble(&scores);
         v.scores = scores;
