@@ -14,24 +14,40 @@ fn main() {
         _ => "pub static EMBEDDED: Option<Embedded> = None;\n".to_string(),
     };
     // (manifest text, [(file name, bytes)])
-    let code = format!("pub type Embedded = (&'static str, &'static [(&'static str, &'static [u8])]);\n{code}");
+    let code = format!(
+        "pub type Embedded = (&'static str, &'static [(&'static str, &'static [u8])]);\n{code}"
+    );
     std::fs::write(out, code).expect("write embedded_models.rs");
 }
 
 fn embed(dir: PathBuf) -> String {
-    let dir = dir.canonicalize().unwrap_or_else(|e| panic!("EKYC_EMBED_MODELS={}: {e}", dir.display()));
+    let dir = dir
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("EKYC_EMBED_MODELS={}: {e}", dir.display()));
     let manifest = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     println!("cargo:rerun-if-changed={}", manifest.display());
     let mut files = String::new();
     for line in text.lines() {
         let l = line.trim();
-        let Some(rest) = l.strip_prefix("file") else { continue };
-        let Some(name) = rest.trim_start().strip_prefix('=').map(|v| v.trim().trim_matches('"')) else { continue };
+        let Some(rest) = l.strip_prefix("file") else {
+            continue;
+        };
+        let Some(name) = rest
+            .trim_start()
+            .strip_prefix('=')
+            .map(|v| v.trim().trim_matches('"'))
+        else {
+            continue;
+        };
         let path = dir.join(name);
         if path.exists() {
             println!("cargo:rerun-if-changed={}", path.display());
-            files.push_str(&format!("({name:?}, include_bytes!({:?}) as &[u8]),\n", path.display().to_string()));
+            files.push_str(&format!(
+                "({name:?}, include_bytes!({:?}) as &[u8]),\n",
+                path.display().to_string()
+            ));
         }
     }
     format!(

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 fn inputs(config: &Config) -> Vec<(&'static str, Vec<u8>)> {
     let faces = std::env::var_os("EKYC_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/faces"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/faces")
+        });
     let small = std::fs::read(faces.join("live/minivision_image_T1.jpg")).expect("T1");
     let src = std::fs::read(faces.join("live/vietmoney_true_001.jpg")).expect("vietmoney");
     let img = decode(&src, &config.limits).expect("decode").image;
@@ -30,12 +32,23 @@ fn stages(c: &mut Criterion) {
     for (name, bytes) in inputs(&config) {
         let mut g = c.benchmark_group(name);
         g.sample_size(30);
-        g.bench_function("decode", |b| b.iter(|| decode(black_box(&bytes), &config.limits).expect("decode")));
+        g.bench_function("decode", |b| {
+            b.iter(|| decode(black_box(&bytes), &config.limits).expect("decode"))
+        });
         let d = decode(&bytes, &config.limits).expect("decode");
-        g.bench_function("detect", |b| b.iter(|| pipeline.detect(black_box(&d)).expect("detect")));
+        g.bench_function("detect", |b| {
+            b.iter(|| pipeline.detect(black_box(&d)).expect("detect"))
+        });
         let (faces, _) = pipeline.detect(&d).expect("detect");
         g.bench_function("quality", |b| {
-            b.iter(|| gate(black_box(&d.image), &faces, d.scale_to_original(), &config.quality))
+            b.iter(|| {
+                gate(
+                    black_box(&d.image),
+                    &faces,
+                    d.scale_to_original(),
+                    &config.quality,
+                )
+            })
         });
         if let Some(face) = faces.first() {
             for m in &pipeline.registry.liveness {
@@ -45,7 +58,11 @@ fn stages(c: &mut Criterion) {
             }
         }
         g.bench_function("end_to_end", |b| {
-            b.iter(|| pipeline.run(black_box(&bytes), CheckOptions::default()).expect("run"))
+            b.iter(|| {
+                pipeline
+                    .run(black_box(&bytes), CheckOptions::default())
+                    .expect("run")
+            })
         });
         g.finish();
     }

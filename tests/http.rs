@@ -161,7 +161,14 @@ fn multipart_raw_and_base64_give_the_right_verdicts() {
 fn every_bad_input_class_gets_its_status_and_code() {
     let live = read("live/facerec_obama.jpg");
     // (what, path, content type, body, status, code)
-    type Case = (&'static str, String, Option<String>, Vec<u8>, u16, &'static str);
+    type Case = (
+        &'static str,
+        String,
+        Option<String>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             "missing file field",

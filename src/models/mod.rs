@@ -158,11 +158,19 @@ pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
             .outlet_fact(cn.inputs[0])?
             .konst
             .as_ref()
-            .and_then(|k| k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s.iter().all(|z| *z == 0.0))))
+            .and_then(|k| {
+                k.try_as_plain_ram().ok().and_then(|v| {
+                    v.as_slice::<f32>()
+                        .ok()
+                        .map(|s| s.iter().all(|z| *z == 0.0))
+                })
+            })
             .unwrap_or(false);
         // t = x * slope (either order), slope constant and ≤ 1 everywhere
         let tn = &model.nodes[t.node];
-        let is_mul = tn.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == "Mul");
+        let is_mul = tn
+            .op_as::<TypedBinOp>()
+            .is_some_and(|b| b.0.name() == "Mul");
         if !zero_ok || !is_mul || tn.inputs.len() != 2 {
             continue;
         }
@@ -177,7 +185,13 @@ pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
             .outlet_fact(slope)?
             .konst
             .as_ref()
-            .and_then(|k| k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s.iter().all(|a| a.is_finite() && *a <= 1.0))))
+            .and_then(|k| {
+                k.try_as_plain_ram().ok().and_then(|v| {
+                    v.as_slice::<f32>()
+                        .ok()
+                        .map(|s| s.iter().all(|a| a.is_finite() && *a <= 1.0))
+                })
+            })
             .unwrap_or(false);
         if !slope_ok {
             continue;

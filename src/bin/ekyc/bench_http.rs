@@ -16,7 +16,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -161,11 +161,9 @@ fn post(agent: &ureq::Agent, url: &str, up: &Upload) -> Sample {
         Ok(text) => Sample {
             ms,
             http,
-            verdict: serde_json::from_str::<Value>(&text).ok().and_then(|v| {
-                v.get("status")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }),
+            verdict: serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string)),
             error: None,
         },
         Err(e) => Sample {
@@ -468,7 +466,6 @@ struct Phase {
     client_cpu_ticks: Option<u64>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_phase(
     name: &'static str,
     clients: usize,
@@ -746,9 +743,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let cpu = cpu_model();
     let load_start = loadavg();
     println!("ekyc bench-http  {date}");
-    println!(
-        "machine: {nproc} CPUs ({cpu}), load average at start {load_start}, CLK_TCK {tck}"
-    );
+    println!("machine: {nproc} CPUs ({cpu}), load average at start {load_start}, CLK_TCK {tck}");
     println!("command: {}", command.join(" "));
     println!("endpoint: POST {endpoint}  (multipart/form-data, field `file`)");
     for u in &uploads {
@@ -814,10 +809,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         let r = post(&probe, &endpoint, &uploads[0]);
         if r.http == 0 {
-            bail!(
-                "no answer from {endpoint}: {}",
-                r.error.unwrap_or_default()
-            );
+            bail!("no answer from {endpoint}: {}", r.error.unwrap_or_default());
         }
         root = match args.pid {
             Some(p) => {
@@ -856,10 +848,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for i in 0..args.warmup {
         let r = post(&probe, &endpoint, &uploads[i % uploads.len()]);
         if r.http == 0 {
-            bail!(
-                "warm-up request failed: {}",
-                r.error.unwrap_or_default()
-            );
+            bail!("warm-up request failed: {}", r.error.unwrap_or_default());
         }
         served.tick();
         *warm_http.entry(r.http.to_string()).or_insert(0) += 1;
@@ -903,12 +892,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .filter(|_| measured > 0)
         .map(|t| t as f64 * 1000.0 / tck as f64 / measured as f64);
     let rss_samples: Vec<(u64, Mem)> = served.samples.lock().map(|v| v.clone()).unwrap_or_default();
-    let rss_at_1000 = rss_samples.iter().find(|(n, _)| *n == 1_000).map(|(_, m)| *m);
+    let rss_at_1000 = rss_samples
+        .iter()
+        .find(|(n, _)| *n == 1_000)
+        .map(|(_, m)| *m);
 
     // --- table
     println!();
     println!(
-        "{:<11} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9}",
+        "{:<11} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
         "phase",
         "clients",
         "requests",
@@ -918,13 +910,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "p95 ms",
         "p99 ms",
         "max ms",
-        "server CPU",
-        "client"
+        "srv ms/req",
+        "cli ms/req"
     );
-    println!("{:>105}", "ms/req   ms/req");
     for (p, s) in phases.iter().zip(&summaries) {
         println!(
-            "{:<11} {:>7} {:>8} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>9}",
+            "{:<11} {:>7} {:>8} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>11}",
             p.name,
             p.clients,
             s.requests,
@@ -938,6 +929,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             fmt_opt(s.client_cpu_ms_per_request, 2)
         );
     }
+    println!("(latency: client side, send → whole answer read; srv/cli ms/req: CPU time of the server process tree / of this client per answered request)");
     println!();
     if let Some(ms) = cold_start_ms {
         println!("cold start (spawn → first successful answer): {ms:.1} ms");
@@ -1054,7 +1046,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("wrote {}", path.display());
     }
 
-    let _ = HashMap::<u8, u8>::new;
     if transport_errors > 0 {
         eprintln!("error: {transport_errors} request(s) failed at transport level");
         return Ok(ExitCode::from(1));

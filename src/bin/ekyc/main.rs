@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod bench_http;
 mod eval;
 
 #[derive(Parser)]
@@ -69,6 +70,10 @@ enum Cmd {
         #[command(flatten)]
         config: Config,
     },
+    /// HTTP benchmark against any server with the prototype's contract (POST /v1/liveness, multipart
+    /// field `file`): cold start, sequential and N-client latency, throughput, server CPU per request
+    /// and RSS from /proc. Starts the server itself with --server-cmd, or uses --url.
+    BenchHttp(bench_http::Args),
     /// Serve the HTTP API locally (the same router as the Lambda function; see `ekyc-api`).
     Serve {
         #[command(flatten)]
@@ -165,6 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Models { cmd } => models(cmd),
         Cmd::Eval(args) => eval::eval(args),
+        Cmd::BenchHttp(args) => bench_http::run(args),
         Cmd::Calibrate(args) => eval::calibrate(args),
         Cmd::CalibrateQuality(args) => eval::calibrate_quality(args),
         Cmd::Serve { config } => {
