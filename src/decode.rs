@@ -209,24 +209,23 @@ fn map_jpeg_error(e: jpeg_decoder::Error) -> DecodeError {
         jpeg_decoder::Error::Unsupported(u) => {
             DecodeError::UnsupportedFormat(format!("JPEG ({u:?})"))
         }
-        other => {
-            let msg = other.to_string();
-            if looks_truncated(&msg) {
-                DecodeError::Truncated(msg)
-            } else {
-                DecodeError::Corrupt(msg)
-            }
-        }
+        other => truncated_or_corrupt(other.to_string()),
     }
 }
 
-fn looks_truncated(msg: &str) -> bool {
+/// Decoders report running out of data in their own words; anything else is corruption.
+fn truncated_or_corrupt(msg: String) -> DecodeError {
     let m = msg.to_ascii_lowercase();
-    m.contains("eof")
+    let truncated = m.contains("eof")
         || m.contains("end of file")
         || m.contains("no more bytes")
         || m.contains("truncat")
-        || m.contains("unexpected end")
+        || m.contains("unexpected end");
+    if truncated {
+        DecodeError::Truncated(msg)
+    } else {
+        DecodeError::Corrupt(msg)
+    }
 }
 
 fn map_image_error(e: image::ImageError, limits: &Limits) -> DecodeError {
@@ -241,14 +240,7 @@ fn map_image_error(e: image::ImageError, limits: &Limits) -> DecodeError {
         E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             DecodeError::Truncated(io.to_string())
         }
-        other => {
-            let msg = other.to_string();
-            if looks_truncated(&msg) {
-                DecodeError::Truncated(msg)
-            } else {
-                DecodeError::Corrupt(msg)
-            }
-        }
+        other => truncated_or_corrupt(other.to_string()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{config, read};
+use common::{config, png_header, read};
 use ekyc_liveness::decode::decode;
 use ekyc_liveness::DecodeError;
 
@@ -11,37 +11,6 @@ fn code(bytes: &[u8]) -> &'static str {
         Ok(_) => "OK",
         Err(e) => e.code(),
     }
-}
-
-/// A PNG whose IHDR claims `w` x `h` (valid CRC), followed by a tiny IDAT: a decompression-bomb header.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
-    fn crc(data: &[u8]) -> u32 {
-        let mut c = 0xffff_ffffu32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    v.extend_from_slice(&13u32.to_be_bytes());
-    v.extend_from_slice(&ihdr);
-    v.extend_from_slice(&crc(&ihdr).to_be_bytes());
-    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
-    v.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
-    v.extend_from_slice(idat);
-    v.extend_from_slice(&crc(idat).to_be_bytes());
-    v
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config, read};
+use common::{config, png_header, read};
 use ekyc_liveness::http::{load_state, router};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -230,7 +230,7 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "image dimensions over the limit",
             "/v1/liveness".into(),
             Some("image/png".into()),
-            huge_png_header(),
+            png_header(100_000, 100_000),
             413,
             "IMAGE_TOO_LARGE",
         ),
@@ -334,36 +334,6 @@ fn every_bad_input_class_gets_its_status_and_code() {
     };
     let v: Value = serde_json::from_str(&r.into_string().expect("body")).expect("json");
     assert_eq!(v["error"]["code"], "METHOD_NOT_ALLOWED");
-}
-
-fn huge_png_header() -> Vec<u8> {
-    // Signature + IHDR claiming 100000x100000 + a tiny IDAT: rejected from the header alone.
-    let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let crc = |data: &[u8]| {
-        let mut c = 0xffff_ffffu32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    };
-    v.extend_from_slice(&ihdr);
-    v.extend_from_slice(&crc(&ihdr).to_be_bytes());
-    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
-    v.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
-    v.extend_from_slice(idat);
-    v.extend_from_slice(&crc(idat).to_be_bytes());
-    v
 }
 
 fn corrupt_jpeg() -> Vec<u8> {

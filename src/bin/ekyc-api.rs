@@ -10,12 +10,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_env()?;
     // Models load before serving: a Lambda init error (never a half-loaded function) if anything is
     // wrong, with one log line naming the model and where it was looked for.
-    let pipeline = match s3::load_pipeline(config).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, code = e.code(), "model loading failed");
-            return Err(e.into());
-        }
-    };
+    let pipeline = s3::load_pipeline(config).await?;
     http::serve(http::AppState::new(pipeline)).await
 }

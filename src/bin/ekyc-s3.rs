@@ -11,13 +11,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     ekyc_liveness::logging::init();
     let config = Config::from_env()?;
-    let pipeline = match s3::load_pipeline(config).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, code = e.code(), "model loading failed");
-            return Err(e.into());
-        }
-    };
+    let pipeline = s3::load_pipeline(config).await?;
     let trigger = Arc::new(Trigger {
         client: s3::client().await,
         pipeline: Arc::new(pipeline),

@@ -154,18 +154,7 @@ pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
         if !is_gt || cn.inputs.len() != 2 || cn.inputs[1] != x {
             continue;
         }
-        let zero_ok = model
-            .outlet_fact(cn.inputs[0])?
-            .konst
-            .as_ref()
-            .and_then(|k| {
-                k.try_as_plain_ram().ok().and_then(|v| {
-                    v.as_slice::<f32>()
-                        .ok()
-                        .map(|s| s.iter().all(|z| *z == 0.0))
-                })
-            })
-            .unwrap_or(false);
+        let zero_ok = const_all(model, cn.inputs[0], |z| z == 0.0)?;
         // t = x * slope (either order), slope constant and ≤ 1 everywhere
         let tn = &model.nodes[t.node];
         let is_mul = tn
@@ -181,18 +170,7 @@ pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
         } else {
             continue;
         };
-        let slope_ok = model
-            .outlet_fact(slope)?
-            .konst
-            .as_ref()
-            .and_then(|k| {
-                k.try_as_plain_ram().ok().and_then(|v| {
-                    v.as_slice::<f32>()
-                        .ok()
-                        .map(|s| s.iter().all(|a| a.is_finite() && *a <= 1.0))
-                })
-            })
-            .unwrap_or(false);
+        let slope_ok = const_all(model, slope, |a| a.is_finite() && a <= 1.0)?;
         if !slope_ok {
             continue;
         }
@@ -206,6 +184,25 @@ pub fn prelu_to_max(model: &mut TypedModel) -> TractResult<usize> {
         count += 1;
     }
     Ok(count)
+}
+
+/// True when `outlet` is a constant f32 tensor whose every value satisfies `pred`.
+fn const_all(
+    model: &TypedModel,
+    outlet: OutletId,
+    pred: impl Fn(f32) -> bool,
+) -> TractResult<bool> {
+    Ok(model
+        .outlet_fact(outlet)?
+        .konst
+        .as_ref()
+        .and_then(|k| {
+            let view = k.try_as_plain_ram().ok()?;
+            view.as_slice::<f32>()
+                .ok()
+                .map(|s| s.iter().all(|v| pred(*v)))
+        })
+        .unwrap_or(false))
 }
 
 fn input_shape(e: &ModelEntry) -> [usize; 4] {

@@ -33,12 +33,17 @@ pub async fn client() -> aws_sdk_s3::Client {
 
 /// Load the pipeline: from S3 when `EKYC_MODEL_BUCKET` is set (into memory, verified), else from the
 /// models directory (or the models embedded at build time). Logs which source was used.
+/// A failure is logged as one line naming the model and where it was looked for.
 pub async fn load_pipeline(config: Config) -> Result<Pipeline, Error> {
     let client = match &config.models.model_bucket {
         Some(b) if !b.is_empty() => Some(client().await),
         _ => None,
     };
-    load_pipeline_with(config, client.as_ref()).await
+    let loaded = load_pipeline_with(config, client.as_ref()).await;
+    if let Err(e) = &loaded {
+        tracing::error!(error = %e, code = e.code(), "model loading failed");
+    }
+    loaded
 }
 
 /// [`load_pipeline`] with a given S3 client (used when a bucket is configured).
