@@ -93,15 +93,18 @@ impl Plan {
                 .map_err(|_| "model lock poisoned".to_string())?
                 .take()
                 .ok_or_else(|| "model already consumed".to_string())?;
-            let mut decluttered = typed.into_decluttered().map_err(|e| format!("{e:#}"))?;
-            let rewritten = prelu_to_max(&mut decluttered).map_err(|e| format!("{e:#}"))?;
-            if rewritten > 0 {
-                tracing::debug!(model = %self.inner.name, rewritten, "PReLU nodes rewritten as max(x, slope*x)");
-            }
-            decluttered
-                .into_optimized()
-                .and_then(|m| m.into_runnable())
-                .map_err(|e| format!("{e:#}"))
+            let build = || -> TractResult<Arc<TypedRunnableModel>> {
+                let mut m = typed.into_decluttered()?;
+                let rewritten = prelu_to_max(&mut m)?;
+                if rewritten > 0 {
+                    tracing::debug!(model = %self.inner.name, rewritten, "PReLU nodes rewritten as max(x, slope*x)");
+                    // Drop the now-dead comparison nodes; no second full declutter pass.
+                    m.compact()?;
+                }
+                m.optimize()?;
+                m.into_runnable()
+            };
+            build().map_err(|e| format!("{e:#}"))
         });
         r.as_ref().map_err(|m| ModelError::Load {
             name: self.inner.name.clone(),
