@@ -127,6 +127,10 @@ pub struct ServerConfig {
     /// Origins allowed by CORS (comma-separated). Empty = CORS off. No wildcard, no credentials.
     #[arg(long, env = "EKYC_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Verifications run at the same time (others wait their turn); 0 = the number of CPUs. Bounds
+    /// memory and keeps latency predictable under overload.
+    #[arg(long, env = "EKYC_MAX_CONCURRENCY", default_value_t = 0)]
+    pub max_concurrency: usize,
     /// Serve the demo page at / and /demo.
     #[arg(long, env = "EKYC_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo: bool,

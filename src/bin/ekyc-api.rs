@@ -6,6 +6,7 @@ use ekyc_liveness::{http, s3, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ekyc_liveness::logging::tune_allocator();
     ekyc_liveness::logging::init();
     let config = Config::from_env()?;
     // Models load before serving: a Lambda init error (never a half-loaded function) if anything is

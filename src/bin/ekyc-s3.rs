@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    ekyc_liveness::logging::tune_allocator();
     ekyc_liveness::logging::init();
     let config = Config::from_env()?;
     let pipeline = s3::load_pipeline(config).await?;

@@ -22,6 +22,8 @@ use std::time::Instant;
 pub struct AppState {
     pub pipeline: Pipeline,
     pub started: Instant,
+    /// At most `max_concurrency` verifications run at once (CPU-bound work; more only costs memory).
+    permits: tokio::sync::Semaphore,
 }
 
 /// Response of `POST /v1/liveness`: the verdict plus a request id.
@@ -224,6 +226,11 @@ async fn handle_liveness(
     let limit = state.pipeline.config.server.max_body_bytes;
     let image = input::read_image(req, limit).await?;
     let opts = input::parse_query(query.as_deref())?;
+    let _permit = state
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(id, &e))?;
     let st = state.clone();
     let run = tokio::task::spawn_blocking(move || st.pipeline.run(&image, opts))
         .await
@@ -247,9 +254,14 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
 impl AppState {
     /// Wrap a loaded pipeline (built once per process).
     pub fn new(pipeline: Pipeline) -> Arc<AppState> {
+        let n = match pipeline.config.server.max_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         Arc::new(AppState {
             pipeline,
             started: Instant::now(),
+            permits: tokio::sync::Semaphore::new(n),
         })
     }
 }

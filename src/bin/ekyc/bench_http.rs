@@ -710,6 +710,29 @@ fn url_port(url: &str) -> Option<u16> {
     }
 }
 
+/// GET {base}/health as JSON, if the server has it.
+fn health(base: &str) -> Option<Value> {
+    let r = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .get(&format!("{base}/health"))
+        .call()
+        .ok()?;
+    serde_json::from_str(&r.into_string().ok()?).ok()
+}
+
+/// `a` as one shell word (for printing the command line).
+fn shell_quote(a: &str) -> String {
+    let plain = !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.filter(|x| x.is_finite())
         .map(|x| format!("{x:.digits$}"))
@@ -737,14 +760,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         endpoint.push_str(&format!("?enable_checks={c}"));
     }
     let tck = clk_tck();
-    let command: Vec<String> = std::env::args().collect();
+    let argv: Vec<String> = std::env::args().collect();
+    let command = argv
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
     let date = utc_now();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = cpu_model();
     let load_start = loadavg();
     println!("ekyc bench-http  {date}");
     println!("machine: {nproc} CPUs ({cpu}), load average at start {load_start}, CLK_TCK {tck}");
-    println!("command: {}", command.join(" "));
+    println!("command: {command}");
     println!("endpoint: POST {endpoint}  (multipart/form-data, field `file`)");
     for u in &uploads {
         println!("image: {} ({} bytes)", u.path, u.bytes);
@@ -827,6 +855,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "server: {base}, pid unknown (pass --pid): no server-side CPU/memory numbers"
             ),
         }
+    }
+    // Optional: what the server says about itself (ours: models and hashes; the prototype may have
+    // no /health, which is fine).
+    let health = health(&base);
+    if let Some(models) = health
+        .as_ref()
+        .and_then(|h| h.get("models"))
+        .and_then(Value::as_array)
+    {
+        let names: Vec<&str> = models
+            .iter()
+            .filter_map(|m| m.get("name").and_then(Value::as_str))
+            .collect();
+        println!("server models (GET /health): {}", names.join(", "));
     }
     let served = Served {
         n: AtomicU64::new(1),
@@ -1002,6 +1044,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "version": env!("CARGO_PKG_VERSION"),
             "date": date,
             "command": command,
+            "argv": argv,
             "machine": {
                 "nproc": nproc,
                 "cpu_model": cpu,
@@ -1018,6 +1061,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "pid_source": pid_source,
                 "processes": mem_end.map(|m| m.processes),
             },
+            "health": health,
             "images": uploads.iter().map(|u| json!({"path": u.path, "bytes": u.bytes})).collect::<Vec<_>>(),
             "enable_checks": args.enable_checks,
             "clients": args.clients,

@@ -139,6 +139,7 @@ enum ModelsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.cmd, Cmd::Serve { .. }) {
+        ekyc_liveness::logging::tune_allocator();
         ekyc_liveness::logging::init();
     }
     match run(cli) {
@@ -297,7 +298,12 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
             for e in &entries {
                 let origin =
                     provision::fetch_one(dir, e, config.models.model_mirror.as_deref(), !offline)?;
-                println!("{:<20} ok  {}  ({origin})", e.name, e.sha256);
+                // The hash of the file as provisioned (a recipe build differs from the manifest's).
+                let sha = provision::verify_all(dir, &[*e])?
+                    .pop()
+                    .map(|(_, sha)| sha)
+                    .unwrap_or_default();
+                println!("{:<20} ok  {sha}  ({origin})", e.name);
             }
             Ok(ExitCode::SUCCESS)
         }
