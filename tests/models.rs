@@ -196,3 +196,45 @@ fn unknown_model_names_are_rejected() {
     c.models.liveness_models = vec!["NoSuchModel".into()];
     assert!(matches!(Registry::load(&c.models), Err(ModelError::Unknown(n)) if n == "NoSuchModel"));
 }
+
+/// The load-time PReLU → max(x, slope·x) pass applies to MiniFASNet and changes no output.
+#[test]
+fn prelu_rewrite_is_exact_on_minifasnet() {
+    use tract_onnx::prelude::*;
+    let path = repo().join("models/MiniFASNetV2.onnx");
+    let typed = tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, 80, 80]).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("load");
+    let mut rewritten = typed.clone();
+    let n = ekyc_liveness::models::prelu_to_max(&mut rewritten).expect("pass");
+    assert!(n >= 10, "MiniFASNetV2 has many PReLUs; rewrote {n}");
+    let run = |m: TypedModel| {
+        let plan = m
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .expect("plan");
+        // A deterministic pseudo-random 0..255 BGR crop.
+        let mut x = 12345u32;
+        let data: Vec<f32> = (0..3 * 80 * 80)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((x >> 16) % 256) as f32
+            })
+            .collect();
+        let t = Tensor::from_shape(&[1, 3, 80, 80], &data).expect("tensor");
+        let out = plan.run(tvec!(t.into())).expect("run");
+        ekyc_liveness::models::Plan::output_f32(&out, 0)
+            .expect("f32")
+            .to_vec()
+    };
+    let (a, b) = (run(typed), run(rewritten));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-5, "logits differ by {diff}: {a:?} vs {b:?}");
+}

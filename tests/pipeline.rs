@@ -41,7 +41,8 @@ fn decoded(rel: &str) -> RgbImage {
 }
 
 /// Scores and boxes match the independent Python/onnxruntime reference (tools/reference.py, run on
-/// the pixels our decoder produced) within 1e-3 on every live and spoof image.
+/// the pixels our decoder produced) within 1e-4 on every live and spoof image (the issue asks 1e-3;
+/// 1e-4 also shows that no speed change — PReLU rewrite, parallel ensemble — moved a score).
 #[test]
 fn scores_match_independent_reference() {
     let path = common::repo().join("tests/fixtures/reference_scores.json");
@@ -76,7 +77,7 @@ fn scores_match_independent_reference() {
         for s in &v.scores {
             let e = img["scores"][&s.model].as_f64().expect("model score") as f32;
             assert!(
-                (s.live_probability - e).abs() < 1e-3,
+                (s.live_probability - e).abs() < 1e-4,
                 "{rel} {}: {} vs reference {e}",
                 s.model,
                 s.live_probability
@@ -85,7 +86,7 @@ fn scores_match_independent_reference() {
         let e = img["ensemble"].as_f64().expect("ensemble") as f32;
         let got = v.liveness_score.expect("score");
         assert!(
-            (got - e).abs() < 1e-3,
+            (got - e).abs() < 1e-4,
             "{rel}: ensemble {got} vs reference {e}"
         );
     }
