@@ -22,7 +22,7 @@ pub struct Config {
     pub liveness_threshold: f32,
     /// Run the liveness models of the ensemble on parallel threads (lower latency when a second
     /// core is free; same CPU time).
-    #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub parallel_liveness: bool,
     #[command(flatten)]
     pub server: ServerConfig,
