@@ -118,12 +118,20 @@ fn cors_layer(cfg: &ServerConfig) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-async fn not_found() -> ApiError {
+async fn not_found(req: Request) -> ApiError {
+    drain(req).await;
     ApiError::new("NOT_FOUND", "no such endpoint; see /openapi.json")
 }
 
-async fn method_not_allowed() -> ApiError {
+async fn method_not_allowed(req: Request) -> ApiError {
+    drain(req).await;
     ApiError::new("METHOD_NOT_ALLOWED", "method not allowed on this endpoint")
+}
+
+/// Read (and drop) a request body, up to a bound, before answering an error: a client still
+/// uploading then gets the JSON answer instead of a reset connection.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
 }
 
 /// The request id: API Gateway's (inside Lambda), else the client's X-Request-Id, else a new UUID.
