@@ -46,16 +46,6 @@ impl BBox {
     }
 }
 
-/// Keypoint order of BlazeFace ("right" = the subject's right = image left).
-pub const KEYPOINT_NAMES: [&str; 6] = [
-    "right_eye",
-    "left_eye",
-    "nose_tip",
-    "mouth_center",
-    "right_ear_tragion",
-    "left_ear_tragion",
-];
-
 /// One detected face.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Face {

@@ -219,11 +219,6 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_models.rs"));
 }
 
-/// True when this binary carries embedded models (built with EKYC_EMBED_MODELS).
-pub fn has_embedded_models() -> bool {
-    embedded::EMBEDDED.is_some()
-}
-
 /// What was loaded, for verdicts, /health and logs.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ModelInfo {
