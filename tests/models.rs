@@ -238,3 +238,108 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
         .fold(0f32, f32::max);
     assert!(diff <= 1e-5, "logits differ by {diff}: {a:?} vs {b:?}");
 }
+
+/// Verdicts of every live/ and spoof/ image with the models in `dir`.
+fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {
+    let mut c = config();
+    c.models.models_dir = dir.to_path_buf();
+    let p = Pipeline::load(c).expect("load");
+    let mut out = Vec::new();
+    for img in common::images_in("live")
+        .into_iter()
+        .chain(common::images_in("spoof"))
+    {
+        let v = p.run(&read(&img), CheckOptions::default()).expect("run");
+        let per_model = v.scores.iter().map(|s| s.live_probability).collect();
+        out.push((img, v.liveness_score, per_model));
+    }
+    out
+}
+
+/// Names of the models whose plans came from the plan cache.
+fn cached(dir: &Path) -> Vec<String> {
+    let reg = load(dir, &[]).expect("load");
+    reg.models
+        .iter()
+        .filter(|m| m.from_plan_cache)
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// The compiled-plan cache gives bit-identical verdicts; a damaged, stale or missing cache is
+/// ignored (plans built from the ONNX), never trusted.
+#[test]
+fn plan_cache_is_exact_and_never_trusted_when_damaged() {
+    use ekyc_liveness::models::plan_cache;
+    let dir = models_dir(|m| m);
+    fetch(dir.path(), false).expect("fetch");
+    let from_onnx = scores_of(dir.path());
+    assert!(from_onnx.len() >= 16, "{}", from_onnx.len());
+    assert!(cached(dir.path()).is_empty());
+
+    let m = Manifest::load(&dir.path().join("manifest.toml")).expect("manifest");
+    let entries = provision::entries(&m, &[], false).expect("entries");
+    for e in &entries {
+        let bytes = std::fs::read(dir.path().join(&e.file)).expect("read");
+        let (path, size) = plan_cache::write(dir.path(), e, &bytes).expect("write cache");
+        assert!(path.exists() && size > 100_000, "{} {size}", path.display());
+        assert!(plan_cache::read(dir.path(), e).is_some());
+    }
+    // Models optimised at start-up use the cache; the lazy fallback detector builds from ONNX.
+    assert_eq!(
+        cached(dir.path()),
+        ["blazeface_short", "MiniFASNetV2", "MiniFASNetV1SE"]
+    );
+    assert_eq!(
+        scores_of(dir.path()),
+        from_onnx,
+        "cached plans changed a score"
+    );
+
+    // Damage one cached plan: the sidecar check rejects it and the ONNX is used.
+    let v2 = m.get("MiniFASNetV2").expect("entry");
+    let (path, _) = plan_cache::paths(dir.path(), v2);
+    let mut tar = std::fs::read(&path).expect("read cache");
+    let mid = tar.len() / 2;
+    tar[mid] ^= 0x55;
+    std::fs::write(&path, &tar).expect("write");
+    assert!(plan_cache::read(dir.path(), v2).is_none());
+    assert_eq!(cached(dir.path()), ["blazeface_short", "MiniFASNetV1SE"]);
+    assert_eq!(scores_of(dir.path()), from_onnx);
+
+    // A cache with a matching sidecar but for another model (wrong input size) is rejected at load.
+    let v1se = m.get("MiniFASNetV1SE").expect("entry");
+    let seed = m.get("mnv3_seed_standin").expect("entry");
+    provision::fetch_all(dir.path(), &[seed], Some(&mirror()), false).expect("fetch seed");
+    let seed_bytes = std::fs::read(dir.path().join(&seed.file)).expect("read");
+    let (seed_cache, _) = plan_cache::write(dir.path(), seed, &seed_bytes).expect("cache seed");
+    let (v1se_cache, v1se_sidecar) = plan_cache::paths(dir.path(), v1se);
+    std::fs::copy(&seed_cache, &v1se_cache).expect("copy");
+    std::fs::copy(seed_cache.with_extension("tar.sha256"), &v1se_sidecar).expect("copy");
+    let tar = plan_cache::read(dir.path(), v1se).expect("sidecar matches the swapped file");
+    assert!(matches!(
+        ekyc_liveness::models::Plan::from_cached(v1se, &tar),
+        Err(ModelError::IoMismatch { .. })
+    ));
+    assert_eq!(cached(dir.path()), ["blazeface_short"]);
+    assert_eq!(scores_of(dir.path()), from_onnx);
+
+    // The cache key follows the model: another hash or input size → another file.
+    let mut other = v2.clone();
+    other.sha256 = "0".repeat(64);
+    assert_ne!(plan_cache::paths(dir.path(), &other).0, path);
+    let mut other = v2.clone();
+    other.input.width += 1;
+    assert_ne!(plan_cache::paths(dir.path(), &other).0, path);
+}
+
+/// The cache format is tied to the tract version actually built.
+#[test]
+fn plan_cache_version_matches_cargo_lock() {
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).expect("Cargo.lock");
+    let want = format!(
+        "name = \"tract-core\"\nversion = \"{}\"",
+        ekyc_liveness::models::plan_cache::TRACT_VERSION
+    );
+    assert!(lock.contains(&want), "Cargo.lock does not pin {want}");
+}

@@ -142,7 +142,10 @@ async fn pushed_models() -> &'static str {
         let up = models::push(&client(), &repo().join("models"), &b, "v1", &[], false)
             .await
             .expect("push");
-        assert_eq!(up.len(), 5, "4 models + manifest: {up:?}");
+        // tools/test.sh's `ekyc models fetch --all` wrote the compiled plans, pushed alongside.
+        let plans = up.iter().filter(|k| k.contains("/v1/.plans/")).count();
+        assert_eq!(up.len() - plans, 5, "4 models + manifest: {up:?}");
+        assert_eq!(plans, 8, "a plan + its sha256 sidecar per model: {up:?}");
         assert!(
             up.last().is_some_and(|k| k.ends_with("v1/manifest.toml")),
             "manifest uploaded last"
@@ -173,6 +176,17 @@ async fn cold_start_from_s3_matches_local_models() {
     assert_eq!(from_s3.registry.source, "s3://models/v1/");
     let local = common::pipeline();
     assert_eq!(from_s3.registry.models, local.registry.models);
+    let cached: Vec<&str> = from_s3
+        .registry
+        .models
+        .iter()
+        .filter(|m| m.from_plan_cache)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        cached,
+        ["blazeface_short", "MiniFASNetV2", "MiniFASNetV1SE"]
+    );
     for rel in [
         "live/facerec_obama.jpg",
         "spoof/minivision_image_F2.jpg",
@@ -189,6 +203,45 @@ async fn cold_start_from_s3_matches_local_models() {
             (l.status, l.liveness_score),
             "{rel}"
         );
+    }
+    // Plans are optional: without them (or with a damaged one) the plans are built from the ONNX.
+    let m = ekyc_liveness::models::manifest::Manifest::load(&repo().join("models/manifest.toml"))
+        .expect("manifest");
+    for f in [
+        "manifest.toml",
+        "face_detection_short_range.onnx",
+        "face_detection_full_range.onnx",
+        "MiniFASNetV2.onnx",
+        "MiniFASNetV1SE.onnx",
+    ] {
+        let data = std::fs::read(repo().join("models").join(f)).expect("local model");
+        put(b, &format!("noplans/{f}"), data.clone()).await;
+        put(b, &format!("badplan/{f}"), data).await;
+    }
+    let v2 = m.get("MiniFASNetV2").expect("entry");
+    let (tar, sidecar) = ekyc_liveness::models::plan_cache::relative_paths(v2);
+    let mut data = std::fs::read(repo().join("models").join(&tar)).expect("local plan");
+    let n = data.len() / 2;
+    data[n] ^= 0x40;
+    put(b, &format!("badplan/{tar}"), data).await;
+    let side = std::fs::read(repo().join("models").join(&sidecar)).expect("sidecar");
+    put(b, &format!("badplan/{sidecar}"), side).await;
+    for prefix in ["noplans/", "badplan/"] {
+        let p = load_pipeline_with(s3_config(b, prefix), Some(&client()))
+            .await
+            .expect("load without plans");
+        assert!(
+            p.registry.models.iter().all(|m| !m.from_plan_cache),
+            "{prefix}"
+        );
+        let rel = "spoof/minivision_image_F2.jpg";
+        let (a, l) = (
+            p.run(&read(rel), CheckOptions::default()).expect("verdict"),
+            local
+                .run(&read(rel), CheckOptions::default())
+                .expect("verdict"),
+        );
+        assert_eq!((a.status, a.liveness_score), (l.status, l.liveness_score));
     }
     // Prefix without the trailing slash is the same place.
     let again = load_pipeline_with(s3_config(b, "v1"), Some(&client()))

@@ -1,6 +1,7 @@
 //! Models as data: manifest → verified bytes → optimised tract plans, built once per process.
 
 pub mod manifest;
+pub mod plan_cache;
 pub mod provision;
 
 use crate::config::ModelConfig;
@@ -22,6 +23,8 @@ pub struct Plan {
 struct PlanInner {
     name: String,
     output_shapes: Vec<Vec<usize>>,
+    /// True when `typed` already went through [`graph_passes`] (a cached plan).
+    passes_done: bool,
     typed: Mutex<Option<TypedModel>>,
     runnable: OnceLock<Result<Arc<TypedRunnableModel>, String>>,
 }
@@ -29,41 +32,49 @@ struct PlanInner {
 impl Plan {
     /// Parse ONNX bytes, check the input against the manifest, fix the input shape, type the graph.
     pub fn from_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, ModelError> {
-        let load_err = |e: TractError| ModelError::Load {
+        Ok(Plan::from_typed(
+            entry,
+            typed_from_onnx(entry, bytes)?,
+            false,
+        ))
+    }
+
+    /// A plan from the compiled-plan cache (see [`plan_cache`]): NNEF of the graph after
+    /// [`graph_passes`]; its input must still match the manifest.
+    pub fn from_cached(entry: &ModelEntry, nnef_tar: &[u8]) -> Result<Plan, ModelError> {
+        let typed = nnef()
+            .model_for_read(&mut std::io::Cursor::new(nnef_tar))
+            .map_err(|e| ModelError::Load {
+                name: entry.name.clone(),
+                message: format!("cached plan: {e:#}"),
+            })?;
+        let want = input_shape(entry);
+        let got = typed
+            .input_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
+        if got.as_deref() != Some(&want[..]) {
+            return Err(ModelError::IoMismatch {
+                name: entry.name.clone(),
+                message: format!("cached plan input is {got:?}, manifest says {want:?}"),
+            });
+        }
+        Ok(Plan::from_typed(entry, typed, true))
+    }
+
+    /// The graph of an ONNX model after [`graph_passes`], serialised as NNEF (for the plan cache).
+    pub fn passes_to_nnef(entry: &ModelEntry, onnx: &[u8]) -> Result<Vec<u8>, ModelError> {
+        let err = |e: TractError| ModelError::Load {
             name: entry.name.clone(),
             message: format!("{e:#}"),
         };
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(bytes))
-            .map_err(load_err)?;
-        let shape = input_shape(entry);
-        // A model with a concrete input shape must agree with the manifest.
-        let declared = model.input_fact(0).map_err(load_err)?.shape.clone();
-        if let Some(dims) = tract_onnx::tract_hir::infer::Factoid::concretize(&declared) {
-            use tract_onnx::tract_hir::internal::DimLike;
-            let dims: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
-            let mismatch = dims.len() != 4
-                || dims
-                    .iter()
-                    .zip(shape.iter())
-                    .any(|(d, s)| d.is_some_and(|d| d != *s));
-            if mismatch {
-                return Err(ModelError::IoMismatch {
-                    name: entry.name.clone(),
-                    message: format!(
-                        "model input is {dims:?}, manifest says {shape:?} ({:?})",
-                        entry.input.layout
-                    ),
-                });
-            }
-        }
-        model = model
-            .with_input_fact(0, f32::fact(shape).into())
-            .map_err(load_err)?;
-        let typed = model.into_typed().map_err(|e| ModelError::IoMismatch {
-            name: entry.name.clone(),
-            message: format!("model does not accept input {shape:?}: {e:#}"),
-        })?;
+        let m = graph_passes(typed_from_onnx(entry, onnx)?, &entry.name).map_err(err)?;
+        let mut tar = Vec::new();
+        nnef().write_to_tar(&m, &mut tar).map_err(err)?;
+        Ok(tar)
+    }
+
+    fn from_typed(entry: &ModelEntry, typed: TypedModel, passes_done: bool) -> Plan {
         let output_shapes = (0..typed.outputs.len())
             .map(|i| {
                 typed
@@ -73,14 +84,15 @@ impl Plan {
                     .unwrap_or_default()
             })
             .collect();
-        Ok(Plan {
+        Plan {
             inner: Arc::new(PlanInner {
                 name: entry.name.clone(),
                 output_shapes,
+                passes_done,
                 typed: Mutex::new(Some(typed)),
                 runnable: OnceLock::new(),
             }),
-        })
+        }
     }
 
     /// Optimise and build the runnable plan (once; later calls return at once).
@@ -94,14 +106,13 @@ impl Plan {
                 .take()
                 .ok_or_else(|| "model already consumed".to_string())?;
             let build = || -> TractResult<Arc<TypedRunnableModel>> {
-                let mut m = typed.into_decluttered()?;
-                let rewritten = prelu_to_max(&mut m)?;
-                if rewritten > 0 {
-                    tracing::debug!(model = %self.inner.name, rewritten, "PReLU nodes rewritten as max(x, slope*x)");
-                }
-                // Declutter again after the rewrite (it lets tract fuse the new Max into the
-                // convolutions; skipping it made MiniFASNet 1.7x slower), then optimise.
-                m.into_optimized()?.into_runnable()
+                let mut m = if self.inner.passes_done {
+                    typed
+                } else {
+                    graph_passes(typed, &self.inner.name)?
+                };
+                m.optimize()?;
+                m.into_runnable()
             };
             build().map_err(|e| format!("{e:#}"))
         });
@@ -134,6 +145,62 @@ impl Plan {
     pub fn output_shapes(&self) -> Vec<Vec<usize>> {
         self.inner.output_shapes.clone()
     }
+}
+
+/// Parse ONNX bytes, check the input against the manifest, fix the input shape, type the graph.
+fn typed_from_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<TypedModel, ModelError> {
+    let load_err = |e: TractError| ModelError::Load {
+        name: entry.name.clone(),
+        message: format!("{e:#}"),
+    };
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(load_err)?;
+    let shape = input_shape(entry);
+    // A model with a concrete input shape must agree with the manifest.
+    let declared = model.input_fact(0).map_err(load_err)?.shape.clone();
+    if let Some(dims) = tract_onnx::tract_hir::infer::Factoid::concretize(&declared) {
+        use tract_onnx::tract_hir::internal::DimLike;
+        let dims: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
+        let mismatch = dims.len() != 4
+            || dims
+                .iter()
+                .zip(shape.iter())
+                .any(|(d, s)| d.is_some_and(|d| d != *s));
+        if mismatch {
+            return Err(ModelError::IoMismatch {
+                name: entry.name.clone(),
+                message: format!(
+                    "model input is {dims:?}, manifest says {shape:?} ({:?})",
+                    entry.input.layout
+                ),
+            });
+        }
+    }
+    model = model
+        .with_input_fact(0, f32::fact(shape).into())
+        .map_err(load_err)?;
+    model.into_typed().map_err(|e| ModelError::IoMismatch {
+        name: entry.name.clone(),
+        message: format!("model does not accept input {shape:?}: {e:#}"),
+    })
+}
+
+/// The graph passes before tract's codegen: declutter, the PReLU rewrite, declutter again (it lets
+/// tract fuse the new Max into the convolutions; skipping it made MiniFASNet 1.7x slower). Their
+/// result is what the plan cache stores.
+fn graph_passes(typed: TypedModel, name: &str) -> TractResult<TypedModel> {
+    let mut m = typed.into_decluttered()?;
+    let rewritten = prelu_to_max(&mut m)?;
+    if rewritten > 0 {
+        tracing::debug!(model = %name, rewritten, "PReLU nodes rewritten as max(x, slope*x)");
+    }
+    m.into_decluttered()
+}
+
+fn nnef() -> tract_nnef::framework::Nnef {
+    use tract_onnx::WithOnnx;
+    tract_nnef::nnef().with_onnx()
 }
 
 /// Load-time graph pass: tract-onnx expands PReLU into `Iff(0 > x, x * slope, x)`, and tract runs
@@ -226,6 +293,9 @@ pub struct ModelInfo {
     pub role: Role,
     pub sha256: String,
     pub file: String,
+    /// The plan came from the compiled-plan cache (not part of the API).
+    #[serde(skip)]
+    pub from_plan_cache: bool,
 }
 
 /// All active models, loaded once and shared by reference.
@@ -245,8 +315,13 @@ impl Registry {
         if !manifest_path.exists() {
             if let Some((text, files)) = embedded::EMBEDDED {
                 let manifest = Manifest::from_toml(text, "embedded manifest.toml")?;
-                return Registry::from_source(&manifest, cfg, "embedded", |e| {
-                    let bytes = files
+                return Registry::from_source(
+                    &manifest,
+                    cfg,
+                    "embedded",
+                    |_| None,
+                    |e| {
+                        let bytes = files
                         .iter()
                         .find(|(name, _)| *name == e.file)
                         .map(|(_, b)| b.to_vec())
@@ -254,14 +329,18 @@ impl Registry {
                             name: e.name.clone(),
                             tried: "embedded models (build with EKYC_EMBED_MODELS=models after `ekyc models fetch`)".into(),
                         })?;
-                    verify_bytes(e, &bytes, "embedded")?;
-                    Ok(bytes)
-                });
+                        verify_bytes(e, &bytes, "embedded")?;
+                        Ok(bytes)
+                    },
+                );
             }
         }
         let manifest = Manifest::load(&manifest_path)?;
         let dir = cfg.models_dir.clone();
-        Registry::from_source(&manifest, cfg, &format!("dir:{}", dir.display()), |entry| {
+        let source = format!("dir:{}", dir.display());
+        let plans = dir.clone();
+        let cached_plan = move |e: &ModelEntry| plan_cache::read(&plans, e);
+        Registry::from_source(&manifest, cfg, &source, cached_plan, |entry| {
             let path = dir.join(&entry.file);
             let bytes = std::fs::read(&path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -282,11 +361,15 @@ impl Registry {
     }
 
     /// Load the active models of `manifest`, getting each file's bytes from `fetch` (a directory,
-    /// S3, …), which must verify them (sha256), and building the plans in parallel.
+    /// S3, …), which must verify them (sha256), and building the plans in parallel. With
+    /// Models optimised at start-up use the plan `cached_plan` returns for them, when it has one
+    /// that passed its sha256 sidecar (see [`plan_cache`]); the ONNX bytes are still fetched and
+    /// verified either way.
     pub fn from_source(
         manifest: &Manifest,
         cfg: &ModelConfig,
         source: &str,
+        cached_plan: impl Fn(&ModelEntry) -> Option<Vec<u8>> + Sync,
         fetch: impl Fn(&ModelEntry) -> Result<Vec<u8>, ModelError> + Sync,
     ) -> Result<Registry, ModelError> {
         let detectors = manifest.select(Role::Detector, &cfg.detectors)?;
@@ -300,20 +383,34 @@ impl Registry {
         let entries: Vec<&ModelEntry> = detectors.iter().chain(liveness.iter()).copied().collect();
         // The first detector and every liveness model are optimised now; fallback detectors are
         // parsed and checked now but optimised on first use (most requests never need them).
-        let plans: Vec<Result<Plan, ModelError>> = std::thread::scope(|s| {
+        let plans: Vec<Result<(Plan, bool), ModelError>> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    let fetch = &fetch;
+                    let (fetch, cached_plan) = (&fetch, &cached_plan);
                     let eager = i == 0 || e.role == Role::Liveness;
                     s.spawn(move || {
                         let bytes = fetch(e)?;
-                        let plan = Plan::from_onnx(e, &bytes)?;
+                        let cached = eager.then(|| cached_plan(e)).flatten().and_then(|tar| {
+                            match Plan::from_cached(e, &tar) {
+                                Ok(p) => Some(p),
+                                Err(err) => {
+                                    tracing::warn!(model = %e.name, error = %err,
+                                        "cached plan unusable; building from ONNX");
+                                    None
+                                }
+                            }
+                        });
+                        let from_cache = cached.is_some();
+                        let plan = match cached {
+                            Some(p) => p,
+                            None => Plan::from_onnx(e, &bytes)?,
+                        };
                         if eager {
                             plan.prepare()?;
                         }
-                        Ok(plan)
+                        Ok((plan, from_cache))
                     })
                 })
                 .collect();
@@ -336,12 +433,13 @@ impl Registry {
             source: source.to_string(),
         };
         for (e, plan) in entries.into_iter().zip(plans) {
-            let plan = plan?;
+            let (plan, from_plan_cache) = plan?;
             reg.models.push(ModelInfo {
                 name: e.name.clone(),
                 role: e.role,
                 sha256: e.sha256.clone(),
                 file: e.file.clone(),
+                from_plan_cache,
             });
             match e.role {
                 Role::Detector => {

@@ -5,7 +5,7 @@ use super::{describe, fetch_err, http_status, normalize_prefix};
 use crate::config::Config;
 use crate::error::{Error, ModelError};
 use crate::models::manifest::{Manifest, Role};
-use crate::models::{verify_bytes, Registry};
+use crate::models::{plan_cache, verify_bytes, Registry};
 use aws_sdk_s3::primitives::ByteStream;
 use std::collections::HashMap;
 
@@ -85,16 +85,55 @@ pub async fn load_registry(
             Ok::<_, Error>((entry.name.clone(), bytes))
         });
     }
+    // Compiled plans (see models::plan_cache) of the models optimised at start-up, when pushed:
+    // optional, so any failure here only means building that plan from the ONNX.
+    let mut plan_tasks = tokio::task::JoinSet::new();
+    let n_detectors = wanted.iter().filter(|e| e.role == Role::Detector).count();
+    for (i, e) in wanted.iter().enumerate() {
+        if i != 0 && i < n_detectors {
+            continue; // fallback detectors are optimised on first use
+        }
+        let (tar_rel, sidecar_rel) = plan_cache::relative_paths(e);
+        let (client, bucket, entry) = (client.clone(), bucket.to_string(), (*e).clone());
+        let (tar_key, sidecar_key) = (
+            format!("{prefix}{tar_rel}"),
+            format!("{prefix}{sidecar_rel}"),
+        );
+        plan_tasks.spawn(async move {
+            let (tar, sidecar) = tokio::join!(
+                get(&client, &bucket, &tar_key, &entry.name),
+                get(&client, &bucket, &sidecar_key, &entry.name)
+            );
+            let origin = format!("s3://{bucket}/{tar_key}");
+            let plan = match (tar, sidecar) {
+                (Ok(tar), Ok(sidecar)) => {
+                    plan_cache::checked(&entry, tar, &String::from_utf8_lossy(&sidecar), &origin)
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::info!(model = %entry.name, error = %e, "no cached plan in S3");
+                    None
+                }
+            };
+            (entry.name, plan)
+        });
+    }
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     while let Some(r) = tasks.join_next().await {
         let (name, bytes) =
             r.map_err(|e| Error::Config(format!("download task failed: {e}")))??;
         files.insert(name, bytes);
     }
+    let mut plans: HashMap<String, Vec<u8>> = HashMap::new();
+    while let Some(r) = plan_tasks.join_next().await {
+        if let Ok((name, Some(tar))) = r {
+            plans.insert(name, tar);
+        }
+    }
     let source = format!("s3://{bucket}/{prefix}");
     let models = config.models.clone();
     tokio::task::spawn_blocking(move || {
-        Registry::from_source(&manifest, &models, &source, |e| {
+        let cached_plan = |e: &crate::models::manifest::ModelEntry| plans.get(&e.name).cloned();
+        Registry::from_source(&manifest, &models, &source, cached_plan, |e| {
             files
                 .get(&e.name)
                 .cloned()
@@ -123,16 +162,28 @@ pub async fn push(
     let entries = crate::models::provision::entries(&manifest, names, all)?;
     crate::models::provision::verify_all(dir, &entries)?;
     let mut uploaded = Vec::new();
-    let mut files: Vec<(String, std::path::PathBuf, &str)> = entries
-        .iter()
-        .map(|e| {
-            (
-                format!("{prefix}{}", e.file),
-                dir.join(&e.file),
-                "application/octet-stream",
-            )
-        })
-        .collect();
+    let mut files: Vec<(String, std::path::PathBuf, &str)> = Vec::new();
+    for e in &entries {
+        files.push((
+            format!("{prefix}{}", e.file),
+            dir.join(&e.file),
+            "application/octet-stream",
+        ));
+        // The compiled plan too, when `models fetch` made one and it is intact.
+        if plan_cache::read(dir, e).is_some() {
+            let (tar, sidecar) = plan_cache::relative_paths(e);
+            files.push((
+                format!("{prefix}{tar}"),
+                dir.join(&tar),
+                "application/x-tar",
+            ));
+            files.push((
+                format!("{prefix}{sidecar}"),
+                dir.join(&sidecar),
+                "text/plain",
+            ));
+        }
+    }
     // The manifest last: a reader never sees a manifest naming files not yet uploaded.
     files.push((
         format!("{prefix}manifest.toml"),

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ekyc_liveness::models::manifest::Manifest;
-use ekyc_liveness::models::provision;
+use ekyc_liveness::models::{plan_cache, provision};
 use ekyc_liveness::{CheckOptions, Config, Pipeline, Status};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -304,6 +304,16 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
                     .map(|(_, sha)| sha)
                     .unwrap_or_default();
                 println!("{:<20} ok  {sha}  ({origin})", e.name);
+            }
+            // Derived data: the graph passes done once here instead of at every start.
+            for e in &entries {
+                let bytes = std::fs::read(dir.join(&e.file))?;
+                let (path, size) = plan_cache::write(dir, e, &bytes)?;
+                println!(
+                    "{:<20} plan cached  {} ({size} bytes)",
+                    e.name,
+                    path.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
