@@ -98,7 +98,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ModelsCmd {
-    /// Fill the models directory: present file → mirror (EKYC_MODEL_MIRROR) → URL → recipe; verify sha256.
+    /// Fill the models directory: present file → mirror (EKYC_MODEL_MIRROR) → URL → recipe; verify sha256;
+    /// then write each model's compiled plan (models/.plans/, see README "Models").
     Fetch {
         /// Model names (default: the manifest's default set).
         names: Vec<String>,
@@ -119,7 +120,8 @@ enum ModelsCmd {
         #[command(flatten)]
         config: Config,
     },
-    /// Upload the manifest and the provisioned models to S3 (s3://bucket/prefix), for EKYC_MODEL_BUCKET.
+    /// Upload the manifest, the provisioned models and their compiled plans to S3 (s3://bucket/prefix),
+    /// for EKYC_MODEL_BUCKET.
     Push {
         /// Destination, e.g. s3://my-bucket/models
         destination: String,
