@@ -361,8 +361,8 @@ impl Registry {
     }
 
     /// Load the active models of `manifest`, getting each file's bytes from `fetch` (a directory,
-    /// S3, …), which must verify them (sha256), and building the plans in parallel. With
-    /// Models optimised at start-up use the plan `cached_plan` returns for them, when it has one
+    /// S3, …), which must verify them (sha256), and building the plans in parallel. Models
+    /// optimised at start-up (see [`optimised_at_start`]) use the plan `cached_plan` returns for them, when it has one
     /// that passed its sha256 sidecar (see [`plan_cache`]); the ONNX bytes are still fetched and
     /// verified either way.
     pub fn from_source(
@@ -381,15 +381,13 @@ impl Registry {
             });
         }
         let entries: Vec<&ModelEntry> = detectors.iter().chain(liveness.iter()).copied().collect();
-        // The first detector and every liveness model are optimised now; fallback detectors are
-        // parsed and checked now but optimised on first use (most requests never need them).
         let plans: Vec<Result<(Plan, bool), ModelError>> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
                     let (fetch, cached_plan) = (&fetch, &cached_plan);
-                    let eager = i == 0 || e.role == Role::Liveness;
+                    let eager = optimised_at_start(i, e);
                     s.spawn(move || {
                         let bytes = fetch(e)?;
                         let cached = eager.then(|| cached_plan(e)).flatten().and_then(|tar| {
@@ -466,6 +464,14 @@ impl Registry {
         }
         Ok(reg)
     }
+}
+
+/// Whether the model at `index` of a selection (detectors first, then liveness models, as
+/// [`Registry::from_source`] orders them) is optimised at start-up: the first detector and every
+/// liveness model. Fallback detectors are parsed and checked at start-up but optimised on first
+/// use (most requests never need them).
+pub fn optimised_at_start(index: usize, e: &ModelEntry) -> bool {
+    index == 0 || e.role == Role::Liveness
 }
 
 /// Check bytes against the manifest's sha256.

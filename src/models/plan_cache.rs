@@ -1,7 +1,7 @@
 //! Compiled-plan cache: the graph passes that are the same on every start (tract's declutter, the
 //! PReLU rewrite) run once at provisioning, and the result is stored as NNEF next to the models.
-//! Loading a cached plan skips ONNX parsing, typing and two declutter passes (measured with
-//! `ekyc bench`: about a third of start-up CPU); only tract's codegen pass runs at start.
+//! Loading a cached plan skips ONNX parsing, typing and two declutter passes (26–38 % less CPU
+//! per model, docs/performance.md); only tract's codegen pass runs at start.
 //!
 //! The cache is derived data and never trusted over the manifest: the ONNX file is still verified
 //! against the manifest's sha256 at every load, the cache file name is keyed by that sha256, the

@@ -5,7 +5,7 @@ use super::{describe, fetch_err, http_status, normalize_prefix};
 use crate::config::Config;
 use crate::error::{Error, ModelError};
 use crate::models::manifest::{Manifest, Role};
-use crate::models::{plan_cache, verify_bytes, Registry};
+use crate::models::{optimised_at_start, plan_cache, verify_bytes, Registry};
 use aws_sdk_s3::primitives::ByteStream;
 use std::collections::HashMap;
 
@@ -88,10 +88,9 @@ pub async fn load_registry(
     // Compiled plans (see models::plan_cache) of the models optimised at start-up, when pushed:
     // optional, so any failure here only means building that plan from the ONNX.
     let mut plan_tasks = tokio::task::JoinSet::new();
-    let n_detectors = wanted.iter().filter(|e| e.role == Role::Detector).count();
     for (i, e) in wanted.iter().enumerate() {
-        if i != 0 && i < n_detectors {
-            continue; // fallback detectors are optimised on first use
+        if !optimised_at_start(i, e) {
+            continue;
         }
         let (tar_rel, sidecar_rel) = plan_cache::relative_paths(e);
         let (client, bucket, entry) = (client.clone(), bucket.to_string(), (*e).clone());

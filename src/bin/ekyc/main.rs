@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ekyc_liveness::models::manifest::Manifest;
+use ekyc_liveness::models::manifest::{sha256_hex, Manifest};
 use ekyc_liveness::models::{plan_cache, provision};
 use ekyc_liveness::{CheckOptions, Config, Pipeline, Status};
 use std::path::PathBuf;
@@ -300,16 +300,11 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
             for e in &entries {
                 let origin =
                     provision::fetch_one(dir, e, config.models.model_mirror.as_deref(), !offline)?;
-                // The hash of the file as provisioned (a recipe build differs from the manifest's).
-                let sha = provision::verify_all(dir, &[*e])?
-                    .pop()
-                    .map(|(_, sha)| sha)
-                    .unwrap_or_default();
-                println!("{:<20} ok  {sha}  ({origin})", e.name);
-            }
-            // Derived data: the graph passes done once here instead of at every start.
-            for e in &entries {
+                // fetch_one verified the file; print the hash of the file as provisioned (a recipe
+                // build differs from the manifest's).
                 let bytes = std::fs::read(dir.join(&e.file))?;
+                println!("{:<20} ok  {}  ({origin})", e.name, sha256_hex(&bytes));
+                // Derived data: the graph passes done once here instead of at every start.
                 let (path, size) = plan_cache::write(dir, e, &bytes)?;
                 println!(
                     "{:<20} plan cached  {} ({size} bytes)",
