@@ -1,22 +1,12 @@
-//! ekyc-liveness: an eKYC face check. Image bytes → quality gate → passive liveness → verdict.
+//! ekyc-liveness: the binaries' shared edge. `settings` reads flags and environment into the plain
+//! configuration structs of the crates (`ekyc-core`, `ekyc-http`, `ekyc-aws`); `logging` installs
+//! the JSON log subscriber and tunes the allocator for long-running servers.
 //!
-//! The core (`decode`, `detect`, `quality`, `liveness`, `pipeline`, `models`) has no HTTP or AWS
-//! types; adapters (CLI, `http` for HTTP/Lambda, S3 trigger) live at the edge and call [`Pipeline::run`].
+//! The crates, in dependency order: `ekyc-models` (models as data) ← `ekyc-core` (the pipeline) ←
+//! `ekyc-http`, `ekyc-aws`, `ekyc-eval` (adapters and evaluation) ← this crate (the `ekyc`,
+//! `ekyc-api` and `ekyc-s3` binaries). See ARCHITECTURE.md.
 
-pub mod config;
-pub mod decode;
-pub mod detect;
-pub mod error;
-pub mod eval;
-pub mod http;
-pub mod liveness;
 pub mod logging;
-pub mod models;
-pub mod pipeline;
-pub mod pixels;
-pub mod quality;
-pub mod s3;
+pub mod settings;
 
-pub use config::Config;
-pub use error::{DecodeError, Error, ModelError};
-pub use pipeline::{CheckOptions, Pipeline, Status, Verdict};
+pub use settings::Settings;

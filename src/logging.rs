@@ -14,12 +14,13 @@ pub fn init() {
 }
 
 /// Long-running servers: cap glibc's malloc arenas at 2. By default glibc gives busy threads their
-/// own arenas (up to 8 per core), which under concurrent requests grows the resident set by tens
-/// of MiB without making anything faster (measured with `ekyc bench-http`). A fixed 1 MiB mmap
-/// threshold was tried as well: RSS after 1,000 requests −4 to −12 MiB, but +1.8 to +2.7 ms of
-/// server CPU per request (page faults on fresh mappings), so it is not set (docs/performance.md).
+/// own arenas (up to 8 per core), which under concurrent requests grows the resident set without
+/// making anything faster; docs/performance.md has the measurements (and why a fixed mmap
+/// threshold is not set).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // The project's one `unsafe` (the workspace denies it everywhere else).
+    #[allow(unsafe_code)]
     // SAFETY: mallopt only sets an allocator parameter; called once at start-up before other threads.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);

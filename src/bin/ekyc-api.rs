@@ -2,15 +2,15 @@
 //! through lambda_http; anywhere else it listens on EKYC_HOST:EKYC_PORT (default 127.0.0.1:3000).
 //! Configuration comes from the environment only (see README "Configuration").
 
-use ekyc_liveness::{http, s3, Config};
+use ekyc_liveness::{logging, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    ekyc_liveness::logging::tune_allocator();
-    ekyc_liveness::logging::init();
-    let config = Config::from_env()?;
+    logging::tune_allocator();
+    logging::init();
+    let settings = Settings::from_env()?;
     // Models load before serving: a Lambda init error (never a half-loaded function) if anything is
     // wrong, with one log line naming the model and where it was looked for.
-    let pipeline = s3::load_pipeline(config).await?;
-    http::serve(http::AppState::new(pipeline)).await
+    let pipeline = settings.load_pipeline().await?;
+    ekyc_http::serve(ekyc_http::AppState::new(pipeline, settings.server())).await
 }

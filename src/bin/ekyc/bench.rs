@@ -1,9 +1,8 @@
 //! `ekyc bench`: numbers anyone can rerun. Single-threaded stage timings, start-up, peak memory.
 
 use anyhow::{Context, Result};
-use ekyc_liveness::decode::decode;
-use ekyc_liveness::quality::gate;
-use ekyc_liveness::{CheckOptions, Config, Pipeline};
+use ekyc_core::{CheckOptions, Pipeline};
+use ekyc_liveness::Settings;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -25,10 +24,10 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn twelve_mp_jpeg(testdata: &std::path::Path, cfg: &Config) -> Result<Vec<u8>> {
+fn twelve_mp_jpeg(testdata: &std::path::Path, pipeline: &Pipeline) -> Result<Vec<u8>> {
     let src = std::fs::read(testdata.join("live/vietmoney_true_001.jpg"))
         .context("reading vietmoney_true_001.jpg")?;
-    let img = decode(&src, &cfg.limits)?.image;
+    let img = pipeline.decode(&src)?.image;
     let big = image::imageops::resize(&img, 4000, 3000, image::imageops::FilterType::Triangle);
     let mut out = std::io::Cursor::new(Vec::new());
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&big)?;
@@ -39,10 +38,10 @@ pub fn run(
     images: Vec<PathBuf>,
     iterations: usize,
     testdata: PathBuf,
-    config: Config,
+    config: Settings,
 ) -> Result<ExitCode> {
     let t_load = Instant::now();
-    let pipeline = Pipeline::load(config.clone()).context("loading models")?;
+    let pipeline = config.load_local_pipeline().context("loading models")?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
@@ -54,7 +53,7 @@ pub fn run(
         ));
         inputs.push((
             "12-MP 4000x3000 JPEG (q90)".into(),
-            twelve_mp_jpeg(&testdata, &config)?,
+            twelve_mp_jpeg(&testdata, &pipeline)?,
         ));
     } else {
         for p in &images {
@@ -66,8 +65,7 @@ pub fn run(
         "ekyc bench: {} timed runs per image, 1 thread, models: {}",
         iterations,
         pipeline
-            .registry
-            .models
+            .models()
             .iter()
             .map(|m| m.name.as_str())
             .collect::<Vec<_>>()
@@ -86,19 +84,17 @@ pub fn run(
         let (mut dec, mut det, mut q, mut liv, mut e2e) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..iterations {
             let t = Instant::now();
-            let d = decode(bytes, &config.limits)?;
+            let d = pipeline.decode(bytes)?;
             let t_dec = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            let (faces, _) = pipeline.detect(&d)?;
+            let found = pipeline.detect(&d)?;
             let t_det = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            let report = gate(&d.image, &faces, d.scale_to_original(), &config.quality);
+            let report = pipeline.quality(&d, &found);
             let t_q = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            if let Some(f) = faces.first() {
-                for m in &pipeline.registry.liveness {
-                    m.score(&d.image, &f.bbox)?;
-                }
+            if let Some(f) = found.faces.first() {
+                std::hint::black_box(pipeline.liveness(&d, f)?);
             }
             let t_l = t.elapsed().as_secs_f64() * 1e3;
             std::hint::black_box(report);

@@ -1,5 +1,5 @@
 //! `ekyc eval`, `ekyc calibrate` and `ekyc calibrate-quality`: measure the pipeline on labelled
-//! folders of images with the ISO/IEC 30107-3 metrics of [`ekyc_liveness::eval`].
+//! folders of images with the ISO/IEC 30107-3 metrics of [`ekyc_eval`].
 //!
 //! Images are run through the full pipeline exactly as the service runs them
 //! ([`Pipeline::run`] with the quality gate on). A capture the gate rejects (`QUALITY_FAILED`) or
@@ -9,14 +9,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, ValueEnum};
-use ekyc_liveness::eval::plot;
-use ekyc_liveness::eval::report::EvalReport;
-use ekyc_liveness::eval::{
-    Calibration, Class, DetPoint, GatePolicy, RateSummary, Sample, ScoreSet, Target,
-};
-use ekyc_liveness::models::ModelInfo;
-use ekyc_liveness::quality::QualityScores;
-use ekyc_liveness::{CheckOptions, Config, Pipeline, Status, Verdict};
+use ekyc_core::quality::QualityScores;
+use ekyc_core::quality::{Kind, Metric, QualityLimits, Side as GateSide};
+use ekyc_core::{CheckOptions, ModelInfo, Pipeline, Status, Verdict};
+use ekyc_eval::plot;
+use ekyc_eval::report::EvalReport;
+use ekyc_eval::{Calibration, Class, DetPoint, GatePolicy, RateSummary, Sample, ScoreSet, Target};
+use ekyc_liveness::Settings;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,7 +115,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR", default_value = "out/eval")]
     pub out: PathBuf,
     #[command(flatten)]
-    pub config: Config,
+    pub config: Settings,
 }
 
 /// `ekyc calibrate`.
@@ -137,7 +136,7 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "FILE")]
     pub write_env: Option<PathBuf>,
     #[command(flatten)]
-    pub config: Config,
+    pub config: Settings,
 }
 
 /// `ekyc calibrate-quality`.
@@ -154,7 +153,7 @@ pub struct CalibrateQualityArgs {
     #[arg(long, value_name = "FILE")]
     pub write_env: Option<PathBuf>,
     #[command(flatten)]
-    pub config: Config,
+    pub config: Settings,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +496,7 @@ fn run_all(
         pb.inc(1);
     }
     pb.finish_and_clear();
-    let models = models.unwrap_or_else(|| pipeline.registry.models.clone());
+    let models = models.unwrap_or_else(|| pipeline.models().to_vec());
     Ok((out, models))
 }
 
@@ -527,8 +526,8 @@ fn samples(outcomes: &[Outcome]) -> (Vec<Sample>, Vec<Sample>) {
 
 fn model_label(pipeline: &Pipeline) -> String {
     let names: Vec<&str> = pipeline
-        .registry
-        .liveness
+        .ensemble()
+        .models()
         .iter()
         .map(|m| m.name.as_str())
         .collect();
@@ -548,7 +547,7 @@ fn rate_text(r: &RateSummary) -> String {
     let Some(v) = r.value else {
         return format!("{}/{} (absent: no counted samples)", r.errors, r.total);
     };
-    let ci = |i: Option<ekyc_liveness::eval::Interval>| {
+    let ci = |i: Option<ekyc_eval::Interval>| {
         i.map(|i| format!("[{}, {}]", pct(i.lower), pct(i.upper)))
             .unwrap_or_else(|| "–".into())
     };
@@ -574,7 +573,7 @@ fn rate_cell(r: Option<&RateSummary>) -> String {
     let Some(v) = r.value else {
         return format!("absent ({}/{})", r.errors, r.total);
     };
-    let ci = |i: Option<ekyc_liveness::eval::Interval>| {
+    let ci = |i: Option<ekyc_eval::Interval>| {
         i.map(|i| format!("{:.2}–{:.2}%", i.lower * 100.0, i.upper * 100.0))
             .unwrap_or_else(|| "–".into())
     };
@@ -930,10 +929,7 @@ fn eval_summary(out: &EvalOutput, dir: &Path) -> String {
             None => "–".into(),
         }
     };
-    for (i, (name, _)) in ekyc_liveness::eval::report::BPCER_AT_APCER_TARGETS
-        .iter()
-        .enumerate()
-    {
+    for (i, (name, _)) in ekyc_eval::report::BPCER_AT_APCER_TARGETS.iter().enumerate() {
         let _ = writeln!(
             s,
             "| {name} | {} | {} |",
@@ -941,10 +937,7 @@ fn eval_summary(out: &EvalOutput, dir: &Path) -> String {
             target(off, i, true)
         );
     }
-    for (i, (name, _)) in ekyc_liveness::eval::report::APCER_AT_BPCER_TARGETS
-        .iter()
-        .enumerate()
-    {
+    for (i, (name, _)) in ekyc_eval::report::APCER_AT_BPCER_TARGETS.iter().enumerate() {
         let _ = writeln!(
             s,
             "| {name} | {} | {} |",
@@ -1101,9 +1094,9 @@ fn det_operating_point(set: &ScoreSet, threshold: f64) -> Result<Option<DetPoint
 pub fn eval(args: EvalArgs) -> Result<ExitCode> {
     let EvalArgs { data, out, config } = args;
     let collected = collect(&data.live, Some(&data.spoof), data.attack_types.as_deref())?;
-    let pipeline = Pipeline::load(config).context("loading models")?;
+    let pipeline = config.load_local_pipeline().context("loading models")?;
     let (outcomes, models) = run_all(&pipeline, &collected.items, true, "eval")?;
-    let threshold = pipeline.config.liveness_threshold;
+    let threshold = pipeline.config().decision.liveness_threshold;
     let policy = data.gate_policy.policy();
     let (on, off) = samples(&outcomes);
     let label = model_label(&pipeline);
@@ -1275,7 +1268,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
         _ => bail!("give exactly one of --target-apcer and --target-bpcer"),
     };
     let collected = collect(&data.live, Some(&data.spoof), data.attack_types.as_deref())?;
-    let pipeline = Pipeline::load(config).context("loading models")?;
+    let pipeline = config.load_local_pipeline().context("loading models")?;
     let (outcomes, _) = run_all(&pipeline, &collected.items, false, "calibrate")?;
     let (on, _) = samples(&outcomes);
     let policy = data.gate_policy.policy();
@@ -1308,7 +1301,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
             println!("  {} ({}): {} {}", e.path, e.class, e.code, e.message);
         }
     }
-    let current = pipeline.config.liveness_threshold;
+    let current = pipeline.config().decision.liveness_threshold;
     let now = set.at(f64::from(current))?;
     println!(
         "At the current threshold {current}: APCER {}, BPCER {}",
@@ -1358,9 +1351,11 @@ enum Side {
     Max,
 }
 
-/// One configurable limit of the quality gate.
+/// One configurable limit of the quality gate (a check row of `ekyc_core::quality::LIMITS`).
 struct Bound {
-    metric: &'static str,
+    /// The metric's name (`|name|` when held to its limit by magnitude).
+    label: String,
+    metric: Metric,
     side: Side,
     env: &'static str,
     current: f32,
@@ -1370,122 +1365,41 @@ struct Bound {
     decimals: usize,
     /// The metric is capped at 1 (face_inside_ratio): the safety factor applies to 1 − value.
     complement: bool,
-    get: fn(&QualityScores) -> Option<f32>,
 }
 
-fn bounds(cfg: &ekyc_liveness::config::QualityConfig) -> Vec<Bound> {
-    vec![
-        Bound {
-            metric: "face_brightness",
-            side: Side::Min,
-            env: "EKYC_MIN_FACE_BRIGHTNESS",
-            current: cfg.min_face_brightness,
-            range: (0.0, 255.0),
-            decimals: 1,
-            complement: false,
-            get: |q| q.face_brightness,
-        },
-        Bound {
-            metric: "face_brightness",
-            side: Side::Max,
-            env: "EKYC_MAX_FACE_BRIGHTNESS",
-            current: cfg.max_face_brightness,
-            range: (0.0, 255.0),
-            decimals: 1,
-            complement: false,
-            get: |q| q.face_brightness,
-        },
-        Bound {
-            metric: "image_brightness",
-            side: Side::Min,
-            env: "EKYC_MIN_IMAGE_BRIGHTNESS",
-            current: cfg.min_image_brightness,
-            range: (0.0, 255.0),
-            decimals: 1,
-            complement: false,
-            get: |q| Some(q.image_brightness),
-        },
-        Bound {
-            metric: "image_brightness",
-            side: Side::Max,
-            env: "EKYC_MAX_IMAGE_BRIGHTNESS",
-            current: cfg.max_image_brightness,
-            range: (0.0, 255.0),
-            decimals: 1,
-            complement: false,
-            get: |q| Some(q.image_brightness),
-        },
-        Bound {
-            metric: "sharpness",
-            side: Side::Min,
-            env: "EKYC_MIN_SHARPNESS",
-            current: cfg.min_sharpness,
-            range: (0.0, f64::INFINITY),
-            decimals: 1,
-            complement: false,
-            get: |q| q.sharpness,
-        },
-        Bound {
-            metric: "face_area_ratio",
-            side: Side::Min,
-            env: "EKYC_MIN_FACE_AREA_RATIO",
-            current: cfg.min_face_area_ratio,
-            range: (0.0, 1.0),
-            decimals: 4,
-            complement: false,
-            get: |q| q.face_area_ratio,
-        },
-        Bound {
-            metric: "face_height_ratio",
-            side: Side::Min,
-            env: "EKYC_MIN_FACE_HEIGHT_RATIO",
-            current: cfg.min_face_height_ratio,
-            range: (0.0, f64::INFINITY),
-            decimals: 4,
-            complement: false,
-            get: |q| q.face_height_ratio,
-        },
-        Bound {
-            metric: "eye_distance_px",
-            side: Side::Min,
-            env: "EKYC_MIN_EYE_DISTANCE",
-            current: cfg.min_eye_distance,
-            range: (0.0, f64::INFINITY),
-            decimals: 1,
-            complement: false,
-            get: |q| q.eye_distance_px,
-        },
-        Bound {
-            metric: "face_inside_ratio",
-            side: Side::Min,
-            env: "EKYC_MIN_FACE_INSIDE",
-            current: cfg.min_face_inside,
-            range: (0.0, 1.0),
-            decimals: 4,
-            complement: true,
-            get: |q| q.face_inside_ratio,
-        },
-        Bound {
-            metric: "|roll_deg|",
-            side: Side::Max,
-            env: "EKYC_MAX_ROLL_DEG",
-            current: cfg.max_roll_deg,
-            range: (0.0, 180.0),
-            decimals: 1,
-            complement: false,
-            get: |q| q.roll_deg.map(f32::abs),
-        },
-        Bound {
-            metric: "|yaw|",
-            side: Side::Max,
-            env: "EKYC_MAX_YAW",
-            current: cfg.max_yaw,
-            range: (0.0, f64::INFINITY),
-            decimals: 3,
-            complement: false,
-            get: |q| q.yaw.map(f32::abs),
-        },
-    ]
+impl Bound {
+    /// The value the limit is compared with.
+    fn value(&self, q: &QualityScores) -> Option<f32> {
+        self.metric.get(q).map(|v| self.metric.compared(v))
+    }
+}
+
+/// The gate's checks, from its table.
+fn bounds(cfg: &QualityLimits) -> Vec<Bound> {
+    cfg.iter()
+        .filter_map(|(d, current)| {
+            let Kind::Check { metric, side, .. } = d.kind else {
+                return None;
+            };
+            Some(Bound {
+                label: if metric.by_magnitude() {
+                    format!("|{}|", metric.name())
+                } else {
+                    metric.name().to_string()
+                },
+                metric,
+                side: match side {
+                    GateSide::Min => Side::Min,
+                    GateSide::Max => Side::Max,
+                },
+                env: d.env,
+                current,
+                range: metric.range(),
+                decimals: metric.decimals(),
+                complement: metric == Metric::FaceInsideRatio,
+            })
+        })
+        .collect()
 }
 
 /// Safety factor of the suggestion rule (see [`suggest`]).
@@ -1549,7 +1463,7 @@ fn suggest(b: &Bound, data: f64) -> f64 {
 
 #[derive(Debug, Serialize)]
 struct BoundReport {
-    metric: &'static str,
+    metric: String,
     side: Side,
     env: &'static str,
     n: usize,
@@ -1598,9 +1512,9 @@ pub fn calibrate_quality(args: CalibrateQualityArgs) -> Result<ExitCode> {
         config,
     } = args;
     let collected = collect(&live, None, None)?;
-    let pipeline = Pipeline::load(config).context("loading models")?;
+    let pipeline = config.load_local_pipeline().context("loading models")?;
     let (outcomes, _) = run_all(&pipeline, &collected.items, false, "quality")?;
-    let cfg = pipeline.config.quality.clone();
+    let cfg = pipeline.config().quality.clone();
 
     let measured: Vec<(&Outcome, &Runs)> = outcomes
         .iter()
@@ -1624,7 +1538,7 @@ pub fn calibrate_quality(args: CalibrateQualityArgs) -> Result<ExitCode> {
     for b in bounds(&cfg) {
         let mut values: Vec<f64> = measured
             .iter()
-            .filter_map(|(_, r)| (b.get)(&r.quality))
+            .filter_map(|(_, r)| b.value(&r.quality))
             .map(f64::from)
             .filter(|v| v.is_finite())
             .collect();
@@ -1639,7 +1553,7 @@ pub fn calibrate_quality(args: CalibrateQualityArgs) -> Result<ExitCode> {
             .count();
         let data = data_bound(&b, &values);
         reports.push(BoundReport {
-            metric: b.metric,
+            metric: b.label.clone(),
             side: b.side,
             env: b.env,
             n: values.len(),
@@ -1680,7 +1594,7 @@ pub fn calibrate_quality(args: CalibrateQualityArgs) -> Result<ExitCode> {
         };
         println!(
             "| {} | {side} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            md(r.metric),
+            md(&r.metric),
             r.n,
             fmt_num(r.min, d),
             fmt_num(r.p5, d),

@@ -2,9 +2,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ekyc_liveness::models::manifest::{sha256_hex, Manifest};
-use ekyc_liveness::models::{plan_cache, provision};
-use ekyc_liveness::{CheckOptions, Config, Pipeline, Status};
+use ekyc_core::{CheckOptions, Status};
+use ekyc_liveness::{logging, Settings};
+use ekyc_models::manifest::{sha256_hex, Manifest};
+use ekyc_models::{plan_cache, provision};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,7 +41,7 @@ enum Cmd {
         #[arg(long)]
         report_memory: bool,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// Decode images exactly as the pipeline does (limits, EXIF orientation, reduced-scale JPEG) and write
     /// the upright RGB pixels as OUT/<path relative to --root>.png (input for tools/reference.py).
@@ -53,22 +54,22 @@ enum Cmd {
         #[arg(long)]
         root: PathBuf,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// Benchmark: per-stage and end-to-end latency on one core for a 640x480-class JPEG and a 12-MP
     /// JPEG, process start → first verdict, and peak memory.
     Bench {
-        /// Images to time (default: ../shared/testdata/faces/live/minivision_image_T1.jpg and a 12-MP
+        /// Images to time (default: testdata/faces/live/minivision_image_T1.jpg and a 12-MP
         /// 4000x3000 JPEG made from vietmoney_true_001.jpg).
         images: Vec<PathBuf>,
         /// Timed runs per image (after 5 warm-up runs).
         #[arg(long, default_value_t = 200)]
         iterations: usize,
         /// Directory of the default test images.
-        #[arg(long, default_value = "../shared/testdata/faces")]
+        #[arg(long, default_value = "testdata/faces")]
         testdata: PathBuf,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// HTTP benchmark against any server with the prototype's contract (POST /v1/liveness, multipart
     /// field `file`): cold start, sequential and N-client latency, throughput, server CPU per request
@@ -77,7 +78,7 @@ enum Cmd {
     /// Serve the HTTP API locally (the same router as the Lambda function; see `ekyc-api`).
     Serve {
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// ISO/IEC 30107-3 evaluation of labelled folders: APCER per attack type, BPCER, EER, DET curve
     /// and score histogram, gate on and off; writes report.json/.md, det.png/.svg, hist.png/.svg,
@@ -110,7 +111,7 @@ enum ModelsCmd {
         #[arg(long)]
         offline: bool,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// Verify the provisioned files against the manifest.
     Verify {
@@ -118,7 +119,7 @@ enum ModelsCmd {
         #[arg(long)]
         all: bool,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// Upload the manifest, the provisioned models and their compiled plans to S3 (s3://bucket/prefix),
     /// for EKYC_MODEL_BUCKET.
@@ -129,20 +130,20 @@ enum ModelsCmd {
         #[arg(long)]
         all: bool,
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
     /// List the manifest's models.
     List {
         #[command(flatten)]
-        config: Config,
+        config: Settings,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.cmd, Cmd::Serve { .. }) {
-        ekyc_liveness::logging::tune_allocator();
-        ekyc_liveness::logging::init();
+        logging::tune_allocator();
+        logging::init();
     }
     match run(cli) {
         Ok(code) => code,
@@ -178,10 +179,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::CalibrateQuality(args) => eval::calibrate_quality(args),
         Cmd::Serve { config } => {
             tokio::runtime::Runtime::new()?.block_on(async {
-                let pipeline = ekyc_liveness::s3::load_pipeline(config)
-                    .await
-                    .context("loading models")?;
-                ekyc_liveness::http::serve(ekyc_liveness::http::AppState::new(pipeline))
+                let pipeline = config.load_pipeline().await.context("loading models")?;
+                ekyc_http::serve(ekyc_http::AppState::new(pipeline, config.server()))
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
@@ -202,7 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for path in &images {
                 let bytes =
                     std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let d = ekyc_liveness::decode::decode(&bytes, &config.limits)?;
+                let d = ekyc_core::decode::decode(&bytes, &config.pipeline().limits)?;
                 let rel = path.strip_prefix(&root).unwrap_or(path);
                 let mut name = rel.as_os_str().to_os_string();
                 name.push(".png");
@@ -219,8 +218,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn check(images: Vec<PathBuf>, pretty: bool, no_checks: bool, config: Config) -> Result<ExitCode> {
-    let pipeline = Pipeline::load(config).context("loading models")?;
+fn check(
+    images: Vec<PathBuf>,
+    pretty: bool,
+    no_checks: bool,
+    config: Settings,
+) -> Result<ExitCode> {
+    let pipeline = config.load_local_pipeline().context("loading models")?;
     let opts = CheckOptions {
         enable_checks: !no_checks,
     };
@@ -334,8 +338,8 @@ fn models(cmd: ModelsCmd) -> Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("destination must look like s3://bucket/prefix"))?;
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let uploaded = tokio::runtime::Runtime::new()?.block_on(async {
-                let client = ekyc_liveness::s3::client().await;
-                ekyc_liveness::s3::models::push(
+                let client = ekyc_aws::client().await;
+                ekyc_aws::models::push(
                     &client,
                     &config.models.models_dir,
                     bucket,

@@ -1,0 +1,369 @@
+//! The S3 upload trigger: `ObjectCreated` under the uploads prefix → verdict JSON under the results
+//! prefix (`<results>/<key without the uploads prefix>.json`).
+//!
+//! Idempotent under at-least-once delivery: a result records the source object's ETag (and version);
+//! an event for an object whose result already carries that ETag is skipped, and results are written
+//! with a conditional put (`If-None-Match: *`, or `If-Match` on the result being replaced), so two
+//! concurrent deliveries yield one result. Bad uploads (not an image, corrupt, too large) get an error
+//! result and are not retried; infrastructure failures are returned as errors so Lambda retries and,
+//! after the retries, sends the event to the on-failure destination.
+
+use crate::{describe, http_status, S3Config};
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_s3::primitives::ByteStream;
+use ekyc_core::error::{DecodeError, Error};
+use ekyc_core::{CheckOptions, ModelInfo, Pipeline, Verdict};
+use serde::Serialize;
+use std::ops::ControlFlow::{self, Break, Continue};
+use std::sync::Arc;
+
+/// Metadata key on a result object holding the source object's ETag.
+pub const SOURCE_ETAG_META: &str = "source-etag";
+
+/// The trigger's shared state (built once per process).
+pub struct Trigger {
+    pub client: aws_sdk_s3::Client,
+    pub pipeline: Arc<Pipeline>,
+    pub config: S3Config,
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A result was written.
+    Written,
+    /// A result for this object version already exists.
+    Duplicate,
+    /// The key is outside the uploads prefix (or inside the results prefix).
+    OutsidePrefix,
+    /// The object no longer exists (deleted or replaced before we got to it).
+    Gone,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordReport {
+    pub bucket: String,
+    pub key: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
+}
+
+/// Infrastructure failures of a batch (the records that succeeded are not lost: their results are
+/// written, and a retry skips them as duplicates).
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {total} S3 records failed: {}", failures.len(), failures.join("; "))]
+pub struct TriggerError {
+    pub total: usize,
+    pub failures: Vec<String>,
+}
+
+/// Where the upload came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub size: i64,
+}
+
+/// The result document written to S3.
+#[derive(Debug, Serialize)]
+pub struct ResultDoc {
+    pub source: Source,
+    /// The verdict status, or "ERROR" when the upload could not be verified.
+    pub status: String,
+    pub verdict: Option<Verdict>,
+    pub error: Option<ResultError>,
+    pub models: Vec<ModelInfo>,
+    pub processed_at: String,
+    pub request_id: String,
+    pub service_version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResultError {
+    pub code: String,
+    pub message: String,
+}
+
+/// S3 event keys are URL-encoded with `+` for spaces.
+pub fn decode_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .unwrap_or(spaced)
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
+}
+
+impl From<TriggerError> for lambda_runtime::Diagnostic {
+    fn from(e: TriggerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "TriggerError".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl Trigger {
+    fn uploads_prefix(&self) -> &str {
+        &self.config.uploads_prefix
+    }
+    fn results_prefix(&self) -> &str {
+        &self.config.results_prefix
+    }
+
+    /// Process every record of the event. Returns per-record reports, or an error naming the records
+    /// that hit infrastructure failures (after all records were attempted).
+    pub async fn handle(
+        &self,
+        event: S3Event,
+        request_id: &str,
+    ) -> Result<Vec<RecordReport>, TriggerError> {
+        let total = event.records.len();
+        let mut reports = Vec::new();
+        let mut failures = Vec::new();
+        for rec in event.records {
+            let bucket = rec.s3.bucket.name.clone().unwrap_or_default();
+            let key = decode_key(rec.s3.object.key.as_deref().unwrap_or_default());
+            let version = rec
+                .s3
+                .object
+                .version_id
+                .clone()
+                .filter(|v| !v.is_empty() && v != "null");
+            match self.process(&bucket, &key, version, request_id).await {
+                Ok((outcome, result_key)) => {
+                    tracing::info!(request_id, bucket = %bucket, key = %key, outcome = ?outcome, result_key = ?result_key, "record processed");
+                    reports.push(RecordReport {
+                        bucket,
+                        key,
+                        outcome,
+                        result_key,
+                    });
+                }
+                Err(msg) => {
+                    tracing::error!(request_id, bucket = %bucket, key = %key, error = %msg, "record failed; will be retried");
+                    failures.push(format!("s3://{bucket}/{key}: {msg}"));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(reports)
+        } else {
+            Err(TriggerError { total, failures })
+        }
+    }
+
+    /// One record. `Err` = infrastructure failure (retry); `Ok` = done (written or skipped).
+    async fn process(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<String>,
+        request_id: &str,
+    ) -> Result<(Outcome, Option<String>), String> {
+        let Some(rel) = key.strip_prefix(self.uploads_prefix()) else {
+            return Ok((Outcome::OutsidePrefix, None));
+        };
+        if key.starts_with(self.results_prefix()) || rel.is_empty() || key.ends_with('/') {
+            return Ok((Outcome::OutsidePrefix, None));
+        }
+        let result_key = format!("{}{rel}.json", self.results_prefix());
+
+        // The source object as it is now.
+        let source = match self.head_source(bucket, key, version.as_deref()).await? {
+            Continue(s) => s,
+            Break(o) => return Ok((o, None)),
+        };
+        // An existing result for the same object version: done already.
+        let previous = match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(&result_key)
+            .send()
+            .await
+        {
+            Ok(h) => {
+                let same = h
+                    .metadata()
+                    .and_then(|m| m.get(SOURCE_ETAG_META))
+                    .is_some_and(|e| *e == source.etag);
+                if same {
+                    return Ok((Outcome::Duplicate, Some(result_key)));
+                }
+                h.e_tag().map(unquote)
+            }
+            Err(e) if http_status(&e) == Some(404) => None,
+            Err(e) => {
+                return Err(format!(
+                    "checking s3://{bucket}/{result_key}: {}",
+                    describe(&e)
+                ))
+            }
+        };
+
+        let limit = self.pipeline.config().limits.max_image_bytes;
+        let outcome = if source.size > limit as i64 {
+            Err(Error::Decode(DecodeError::TooManyBytes {
+                size: usize::try_from(source.size).unwrap_or(usize::MAX),
+                limit,
+            }))
+        } else {
+            let bytes = match self.download(&source).await? {
+                Continue(b) => b,
+                Break(o) => return Ok((o, None)),
+            };
+            let p = self.pipeline.clone();
+            tokio::task::spawn_blocking(move || p.run(&bytes, CheckOptions::default()))
+                .await
+                .map_err(|e| format!("pipeline task failed: {e}"))?
+        };
+        let (status, verdict, error) = match outcome {
+            Ok(v) => (v.status.as_str().to_string(), Some(v), None),
+            Err(Error::Decode(d)) => (
+                "ERROR".to_string(),
+                None,
+                Some(ResultError {
+                    code: d.code().to_string(),
+                    message: d.to_string(),
+                }),
+            ),
+            // Model/config faults are ours, not the uploader's: retry.
+            Err(other) => return Err(format!("pipeline: {other}")),
+        };
+        let doc = ResultDoc {
+            source,
+            status,
+            verdict,
+            error,
+            models: self.pipeline.models().to_vec(),
+            processed_at: now_rfc3339(),
+            request_id: request_id.to_string(),
+            service_version: env!("CARGO_PKG_VERSION"),
+        };
+        self.write_result(bucket, &result_key, &doc, previous.as_deref())
+            .await
+    }
+
+    async fn head_source(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ControlFlow<Outcome, Source>, String> {
+        let mut req = self.client.head_object().bucket(bucket).key(key);
+        if let Some(v) = version {
+            req = req.version_id(v);
+        }
+        match req.send().await {
+            Ok(h) => Ok(Continue(Source {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                etag: h.e_tag().map(unquote).unwrap_or_default(),
+                version_id: version
+                    .map(str::to_string)
+                    .or_else(|| h.version_id().map(str::to_string)),
+                size: h.content_length().unwrap_or(0),
+            })),
+            Err(e) if http_status(&e) == Some(404) => Ok(Break(Outcome::Gone)),
+            Err(e) => Err(format!("reading s3://{bucket}/{key}: {}", describe(&e))),
+        }
+    }
+
+    /// Download exactly the version we inspected (If-Match on its ETag).
+    async fn download(&self, s: &Source) -> Result<ControlFlow<Outcome, Vec<u8>>, String> {
+        let mut req = self.client.get_object().bucket(&s.bucket).key(&s.key);
+        if let Some(v) = &s.version_id {
+            req = req.version_id(v);
+        } else if !s.etag.is_empty() {
+            req = req.if_match(format!("\"{}\"", s.etag));
+        }
+        let out = match req.send().await {
+            Ok(o) => o,
+            // Replaced or deleted since the HEAD: the newer object's own event will handle it.
+            Err(e) if matches!(http_status(&e), Some(404) | Some(412)) => {
+                return Ok(Break(Outcome::Gone))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "downloading s3://{}/{}: {}",
+                    s.bucket,
+                    s.key,
+                    describe(&e)
+                ))
+            }
+        };
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("downloading s3://{}/{}: {e}", s.bucket, s.key))?;
+        Ok(Continue(bytes.into_bytes().to_vec()))
+    }
+
+    async fn write_result(
+        &self,
+        bucket: &str,
+        result_key: &str,
+        doc: &ResultDoc,
+        previous_etag: Option<&str>,
+    ) -> Result<(Outcome, Option<String>), String> {
+        let body =
+            serde_json::to_vec_pretty(doc).map_err(|e| format!("serialising result: {e}"))?;
+        let put = |conditional: bool| {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(bucket)
+                .key(result_key)
+                .content_type("application/json")
+                .metadata(SOURCE_ETAG_META, doc.source.etag.clone())
+                .body(ByteStream::from(body.clone()));
+            if let Some(v) = &doc.source.version_id {
+                req = req.metadata("source-version-id", v.clone());
+            }
+            if conditional {
+                req = match previous_etag {
+                    Some(prev) => req.if_match(format!("\"{prev}\"")),
+                    None => req.if_none_match("*"),
+                };
+            }
+            req.send()
+        };
+        match put(true).await {
+            Ok(_) => Ok((Outcome::Written, Some(result_key.to_string()))),
+            // Someone else wrote the result between our check and our write: one result, done.
+            Err(e) if matches!(http_status(&e), Some(412) | Some(409)) => {
+                Ok((Outcome::Duplicate, Some(result_key.to_string())))
+            }
+            // A server without conditional writes: fall back to a plain put (the ETag check above
+            // still makes repeated deliveries skip).
+            Err(e) if http_status(&e) == Some(501) => match put(false).await {
+                Ok(_) => Ok((Outcome::Written, Some(result_key.to_string()))),
+                Err(e) => Err(format!(
+                    "writing s3://{bucket}/{result_key}: {}",
+                    describe(&e)
+                )),
+            },
+            Err(e) => Err(format!(
+                "writing s3://{bucket}/{result_key}: {}",
+                describe(&e)
+            )),
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}

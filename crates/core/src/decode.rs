@@ -1,0 +1,289 @@
+//! Decoding with limits: image bytes → upright RGB pixels, or a typed [`DecodeError`].
+//!
+//! Limits (bytes, width, height, pixels) are checked on the header before any pixel buffer is
+//! allocated, so a decompression bomb or a header claiming 100000x100000 costs nothing. EXIF
+//! orientation is applied. Large JPEGs are decoded at a reduced DCT scale.
+
+use crate::config::Limits;
+use crate::error::DecodeError;
+use ekyc_models::BoxError;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use serde::Serialize;
+use std::io::Cursor;
+
+/// An upright RGB image plus what we learnt while decoding it.
+#[derive(Debug)]
+pub struct Decoded {
+    pub image: RgbImage,
+    pub info: ImageInfo,
+}
+
+/// Facts about the decoded image, reported in the verdict.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageInfo {
+    /// "jpeg", "png" or "webp".
+    pub format: &'static str,
+    /// Upright width and height of the original image, in pixels.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation tag that was applied (1 = none).
+    pub exif_orientation: u8,
+    /// 1 for a full decode, 2/4/8 when a large JPEG was decoded at reduced DCT scale.
+    pub decode_scale: u32,
+}
+
+impl Decoded {
+    /// Factor from decoded-pixel coordinates to original-image coordinates.
+    pub fn scale_to_original(&self) -> f32 {
+        self.info.width as f32 / self.image.width().max(1) as f32
+    }
+}
+
+/// Decode `bytes` within `limits`.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() > limits.max_image_bytes {
+        return Err(DecodeError::TooManyBytes {
+            size: bytes.len(),
+            limit: limits.max_image_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
+    let format_name = match format {
+        ImageFormat::Jpeg => "jpeg",
+        ImageFormat::Png => "png",
+        ImageFormat::WebP => "webp",
+        other => {
+            return Err(DecodeError::UnsupportedFormat(
+                other
+                    .extensions_str()
+                    .first()
+                    .copied()
+                    .unwrap_or("unknown")
+                    .to_uppercase(),
+            ))
+        }
+    };
+
+    if format == ImageFormat::Jpeg && !jpeg_has_eoi(bytes) {
+        // zune-jpeg fills missing scan data with grey instead of failing: refuse it here.
+        return Err(DecodeError::truncated(
+            "JPEG has no end-of-image marker after its last scan",
+        ));
+    }
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // Width/height are checked by check_dimensions below (with a clear error); the allocation cap is
+    // a second line of defence inside the decoders.
+    let mut img_limits = image::Limits::default();
+    // Room for the RGB(A) buffer of the largest allowed image plus decoder scratch.
+    img_limits.max_alloc = Some(
+        limits
+            .max_image_pixels
+            .saturating_mul(4)
+            .saturating_add(64 << 20),
+    );
+    reader.limits(img_limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, limits, format_name))?;
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w, h, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+
+    let denom = jpeg_scale_denominator(w.max(h), limits.decode_max_side);
+    let (rgb, decode_scale) = if format == ImageFormat::Jpeg && denom > 1 {
+        drop(decoder);
+        decode_jpeg_scaled(bytes, w, h, denom)?
+    } else {
+        let dynimg = DynamicImage::from_decoder(decoder)
+            .map_err(|e| map_image_error(e, limits, format_name))?;
+        (dynimg.into_rgb8(), 1)
+    };
+    let image = apply_orientation(rgb, orientation);
+    let (uw, uh) = if orientation_swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    Ok(Decoded {
+        image,
+        info: ImageInfo {
+            format: format_name,
+            width: uw,
+            height: uh,
+            exif_orientation: orientation_tag(orientation),
+            decode_scale,
+        },
+    })
+}
+
+/// True when an EOI marker (FF D9) follows the last start-of-scan marker (FF DA). Entropy-coded data
+/// byte-stuffs 0xFF, so neither marker can occur inside scan data.
+fn jpeg_has_eoi(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xff, 0xda]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xff, 0xd9]),
+        None => false,
+    }
+}
+
+fn check_dimensions(w: u32, h: u32, limits: &Limits) -> Result<(), DecodeError> {
+    if w == 0 || h == 0 {
+        return Err(DecodeError::corrupt(format!("image has zero size {w}x{h}")));
+    }
+    if w > limits.max_image_side || h > limits.max_image_side {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit: format!("max side {} px", limits.max_image_side),
+        });
+    }
+    if u64::from(w) * u64::from(h) > limits.max_image_pixels {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit: format!("max {} pixels", limits.max_image_pixels),
+        });
+    }
+    Ok(())
+}
+
+/// The largest DCT scale denominator (1, 2, 4, 8) that keeps the long side at least `min_long_side`.
+fn jpeg_scale_denominator(long: u32, min_long_side: u32) -> u32 {
+    let mut denom = 1u32;
+    while denom < 8 && long / (denom * 2) >= min_long_side.max(1) {
+        denom *= 2;
+    }
+    denom
+}
+
+/// Decode a large JPEG at DCT scale 1/`denom`.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    w: u32,
+    h: u32,
+    denom: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.read_info().map_err(map_jpeg_error)?;
+    let req_w = u16::try_from(w.div_ceil(denom)).unwrap_or(u16::MAX);
+    let req_h = u16::try_from(h.div_ceil(denom)).unwrap_or(u16::MAX);
+    let (sw, sh) = dec.scale(req_w, req_h).map_err(map_jpeg_error)?;
+    let pixels = dec.decode().map_err(map_jpeg_error)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| DecodeError::corrupt("JPEG header missing after decode"))?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let n = (sw as usize) * (sh as usize);
+    let rgb: Vec<u8> = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        jpeg_decoder::PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0]])
+            .collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let k = u16::from(c[3]);
+                [c[0], c[1], c[2]].map(|v| ((u16::from(v) * k) / 255) as u8)
+            })
+            .collect(),
+    };
+    if rgb.len() < n * 3 {
+        return Err(DecodeError::truncated("JPEG data ends early"));
+    }
+    let img = RgbImage::from_raw(sw, sh, rgb)
+        .ok_or_else(|| DecodeError::corrupt("JPEG buffer size mismatch"))?;
+    let actual = (w / sw.max(1)).max(1);
+    Ok((img, actual))
+}
+
+fn map_jpeg_error(e: jpeg_decoder::Error) -> DecodeError {
+    match e {
+        jpeg_decoder::Error::Unsupported(u) => {
+            let _ = u;
+            DecodeError::UnsupportedFormat("JPEG variant".into())
+        }
+        other => classify("JPEG", Box::new(other)),
+    }
+}
+
+/// A decoder failure by its type: running out of data (an `io::ErrorKind::UnexpectedEof` anywhere
+/// in the error's source chain) is truncation, anything else corruption. The decoder's error is
+/// kept as the source, never shown to a client.
+fn classify(format: &str, e: BoxError) -> DecodeError {
+    if ends_early(e.as_ref()) {
+        DecodeError::Truncated {
+            what: format!("the {format} data ends early"),
+            source: Some(e),
+        }
+    } else {
+        DecodeError::Corrupt {
+            what: format!("the {format} data is malformed"),
+            source: Some(e),
+        }
+    }
+}
+
+/// True when `e` or one of its sources is an I/O "unexpected end of file".
+fn ends_early(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                return true;
+            }
+        }
+        if let Some(jpeg_decoder::Error::Io(io)) = err.downcast_ref::<jpeg_decoder::Error>() {
+            if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn map_image_error(e: image::ImageError, limits: &Limits, format: &str) -> DecodeError {
+    use image::ImageError as E;
+    match e {
+        E::Limits(l) => DecodeError::TooLarge {
+            width: 0,
+            height: 0,
+            limit: format!("{l} (max side {} px)", limits.max_image_side),
+        },
+        E::Unsupported(_) => {
+            DecodeError::UnsupportedFormat(format!("{} variant", format.to_uppercase()))
+        }
+        other => classify(format, Box::new(other)),
+    }
+}
+
+fn orientation_swaps_axes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+fn orientation_tag(o: Orientation) -> u8 {
+    o.to_exif()
+}
+
+fn apply_orientation(img: RgbImage, o: Orientation) -> RgbImage {
+    if o == Orientation::NoTransforms {
+        return img;
+    }
+    let mut d = DynamicImage::ImageRgb8(img);
+    d.apply_orientation(o);
+    d.into_rgb8()
+}

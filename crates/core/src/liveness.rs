@@ -1,0 +1,206 @@
+//! Passive liveness: crop around the face as the reference does, preprocess per manifest, run,
+//! turn the output into a live probability, and combine the models by weight.
+
+use crate::detect::BBox;
+use crate::error::{Error, ModelError};
+use crate::pixels::{input_tensor, Rect};
+use ekyc_models::manifest::{InputSpec, LivenessSpec, OutputKind};
+use ekyc_models::plan::{output_f32, Plan};
+use image::RgbImage;
+use serde::Serialize;
+
+/// A loaded liveness classifier.
+pub struct LivenessModel {
+    pub name: String,
+    plan: Plan,
+    input: InputSpec,
+    pub spec: LivenessSpec,
+}
+
+/// One model's output on one face.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelScore {
+    pub model: String,
+    /// Probability that the face is live, per this model.
+    pub live_probability: f32,
+    pub weight: f32,
+}
+
+/// The minivision crop (`CropImage._get_new_box`): a region `crop_scale` times the face box (reduced so
+/// it fits), centred on the box, shifted (not clipped) to stay inside the image; inclusive integer bounds.
+pub fn crop_region(img_w: u32, img_h: u32, b: &BBox, crop_scale: f32) -> Rect {
+    let (w, h) = (img_w as f32, img_h as f32);
+    let bw = b.width.max(1.0);
+    let bh = b.height.max(1.0);
+    let scale = crop_scale.min((h - 1.0) / bh).min((w - 1.0) / bw);
+    let (nw, nh) = (bw * scale, bh * scale);
+    let (cx, cy) = (b.x + bw / 2.0, b.y + bh / 2.0);
+    let (mut l, mut t, mut r, mut bt) =
+        (cx - nw / 2.0, cy - nh / 2.0, cx + nw / 2.0, cy + nh / 2.0);
+    if l < 0.0 {
+        r -= l;
+        l = 0.0;
+    }
+    if t < 0.0 {
+        bt -= t;
+        t = 0.0;
+    }
+    if r > w - 1.0 {
+        l -= r - (w - 1.0);
+        r = w - 1.0;
+    }
+    if bt > h - 1.0 {
+        t -= bt - (h - 1.0);
+        bt = h - 1.0;
+    }
+    // Python int(): truncation toward zero; then clamp so the rectangle is always inside the image.
+    let x0 = (l.trunc().max(0.0) as u32).min(img_w.saturating_sub(1));
+    let y0 = (t.trunc().max(0.0) as u32).min(img_h.saturating_sub(1));
+    let x1 = (r.trunc().max(0.0) as u32).clamp(x0, img_w.saturating_sub(1));
+    let y1 = (bt.trunc().max(0.0) as u32).clamp(y0, img_h.saturating_sub(1));
+    Rect {
+        x: x0,
+        y: y0,
+        w: x1 - x0 + 1,
+        h: y1 - y0 + 1,
+    }
+}
+
+impl LivenessModel {
+    pub fn new(
+        name: String,
+        plan: Plan,
+        input: InputSpec,
+        spec: LivenessSpec,
+    ) -> Result<LivenessModel, ModelError> {
+        let shapes = plan.output_shapes();
+        let n_out: Option<usize> = shapes.first().map(|s| s.iter().product());
+        let ok = match (spec.output, n_out) {
+            (OutputKind::Softmax, Some(n)) => n >= 2 && spec.live_index < n,
+            (OutputKind::SigmoidLive | OutputKind::SigmoidSpoof, Some(n)) => n == 1,
+            (_, None) => false,
+        };
+        if !ok {
+            return Err(ModelError::IoMismatch {
+                name,
+                message: format!(
+                    "output {:?} (live_index {}) does not fit the model's first output {shapes:?}",
+                    spec.output, spec.live_index
+                ),
+            });
+        }
+        Ok(LivenessModel {
+            name,
+            plan,
+            input,
+            spec,
+        })
+    }
+
+    /// Live probability for the face `b` (in `img` coordinates).
+    pub fn score(&self, img: &RgbImage, b: &BBox) -> Result<f32, ModelError> {
+        let region = crop_region(img.width(), img.height(), b, self.spec.crop_scale);
+        let dst = Rect {
+            x: 0,
+            y: 0,
+            w: self.input.width,
+            h: self.input.height,
+        };
+        let t = input_tensor(&self.input, img, region, dst)
+            .map_err(|e| ModelError::inference(&self.name, e))?;
+        let out = self.plan.run(t)?;
+        let v = output_f32(&out, 0).ok_or_else(|| self.err("output missing"))?;
+        let p = match self.spec.output {
+            OutputKind::Softmax => {
+                let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = v.iter().map(|x| (x - m).exp()).sum();
+                let live = v
+                    .get(self.spec.live_index)
+                    .copied()
+                    .ok_or_else(|| self.err("live_index out of range"))?;
+                (live - m).exp() / sum
+            }
+            OutputKind::SigmoidLive => crate::sigmoid(v.first().copied().unwrap_or(0.0)),
+            OutputKind::SigmoidSpoof => 1.0 - crate::sigmoid(v.first().copied().unwrap_or(0.0)),
+        };
+        if p.is_finite() {
+            Ok(p)
+        } else {
+            Err(self.err("non-finite score"))
+        }
+    }
+
+    fn err(&self, e: &'static str) -> ModelError {
+        ModelError::inference(&self.name, e)
+    }
+}
+
+/// The passive-liveness stage: the active models and how to run them.
+pub struct Ensemble {
+    models: Vec<LivenessModel>,
+    parallel: bool,
+}
+
+/// The ensemble's answer on one face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleScore {
+    /// Each model's live probability and weight, in ensemble order.
+    pub per_model: Vec<ModelScore>,
+    /// Weighted mean of the models' live probabilities.
+    pub score: f32,
+}
+
+impl Ensemble {
+    /// `parallel`: run the models on scoped threads (the calling thread runs the first).
+    pub fn new(models: Vec<LivenessModel>, parallel: bool) -> Ensemble {
+        Ensemble { models, parallel }
+    }
+
+    /// The models, in ensemble order.
+    pub fn models(&self) -> &[LivenessModel] {
+        &self.models
+    }
+
+    /// Score the face `b` (in `img` coordinates) with every model.
+    pub fn score(&self, img: &RgbImage, b: &BBox) -> Result<EnsembleScore, Error> {
+        let score_one = |m: &LivenessModel| -> Result<ModelScore, Error> {
+            Ok(ModelScore {
+                model: m.name.clone(),
+                live_probability: m.score(img, b)?,
+                weight: m.spec.weight,
+            })
+        };
+        let models = &self.models;
+        let per_model: Vec<ModelScore> = match models.split_first() {
+            Some((first, rest)) if self.parallel && !rest.is_empty() => std::thread::scope(|s| {
+                let others: Vec<_> = rest.iter().map(|m| s.spawn(move || score_one(m))).collect();
+                let mut out = vec![score_one(first)];
+                out.extend(others.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or(Err(Error::Panicked("a liveness model thread")))
+                }));
+                out.into_iter().collect::<Result<Vec<_>, Error>>()
+            })?,
+            _ => models
+                .iter()
+                .map(score_one)
+                .collect::<Result<Vec<_>, Error>>()?,
+        };
+        let score = weighted_mean(&per_model);
+        Ok(EnsembleScore { per_model, score })
+    }
+}
+
+/// Weighted mean of the models' live probabilities (0 when the weights sum to 0).
+pub fn weighted_mean(scores: &[ModelScore]) -> f32 {
+    let wsum: f32 = scores.iter().map(|s| s.weight).sum();
+    if wsum <= 0.0 {
+        return 0.0;
+    }
+    scores
+        .iter()
+        .map(|s| s.live_probability * s.weight)
+        .sum::<f32>()
+        / wsum
+}

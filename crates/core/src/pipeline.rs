@@ -1,0 +1,309 @@
+//! decode → detect → quality gate → liveness → verdict, with stage timings. Each stage is a method
+//! returning its own type ([`Decoded`], [`Detections`], [`QualityReport`], [`EnsembleScore`]); the
+//! [`Verdict`] is assembled once from them ([`Verdict::assemble`]).
+
+use crate::config::PipelineConfig;
+use crate::decode::{decode, Decoded, ImageInfo};
+use crate::detect::{Detector, Face};
+use crate::error::Error;
+use crate::liveness::{Ensemble, EnsembleScore, ModelScore};
+use crate::quality::{gate, QualityReport, QualityScores, Reason};
+use crate::registry::{ModelInfo, Registry};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Per-request options (the prototype's `enable_checks`).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Run the quality gate before liveness. When false, liveness is scored on the largest face.
+    pub enable_checks: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            enable_checks: true,
+        }
+    }
+}
+
+/// Outcome of a verification.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Liveness score at or above the threshold.
+    Live,
+    /// Liveness score below the threshold (a presentation attack is likely).
+    Spoof,
+    /// The capture was rejected by the quality gate; see `reasons`. Liveness was not run.
+    QualityFailed,
+    /// No face was found.
+    NoFace,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 4] = [
+        Status::Live,
+        Status::Spoof,
+        Status::QualityFailed,
+        Status::NoFace,
+    ];
+
+    /// The status as serialised ("LIVE", "SPOOF", "QUALITY_FAILED", "NO_FACE").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Live => "LIVE",
+            Status::Spoof => "SPOOF",
+            Status::QualityFailed => "QUALITY_FAILED",
+            Status::NoFace => "NO_FACE",
+        }
+    }
+}
+
+/// Milliseconds spent in each stage.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Timings {
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub quality_ms: f64,
+    pub liveness_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The faces found in an image (largest first, in decoded-image pixels) and by which detector.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Detections {
+    pub faces: Vec<Face>,
+    /// The first detector that found a face (`None` when none did).
+    pub detector: Option<String>,
+}
+
+/// The verdict on one image.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Verdict {
+    pub status: Status,
+    /// True only for status LIVE.
+    pub is_live: bool,
+    /// Ensemble probability that the face is live (0..1, higher = more live). Null when liveness did
+    /// not run. NOTE: the Python prototype's `liveness_score` was the spoof probability.
+    pub liveness_score: Option<f32>,
+    /// Probability of the decided class: liveness_score when LIVE, 1 - liveness_score when SPOOF.
+    pub confidence: Option<f32>,
+    /// The decision threshold in use: is_live = liveness_score >= threshold.
+    pub threshold: f32,
+    /// Why the capture failed the gate (empty when it passed or checks were off).
+    pub reasons: Vec<Reason>,
+    /// Live probability per liveness model.
+    pub scores: Vec<ModelScore>,
+    /// Every quality measurement.
+    pub quality: QualityScores,
+    /// The face that was judged (largest), in original-image pixels.
+    pub face: Option<Face>,
+    /// Detector that found the face.
+    pub detector: Option<String>,
+    pub checks_enabled: bool,
+    pub image: ImageInfo,
+    pub timings: Timings,
+    pub models: Vec<ModelInfo>,
+}
+
+/// Everything the stages produced for one image, from which the verdict is built.
+pub struct StageOutputs<'a> {
+    pub decoded: &'a Decoded,
+    pub detections: Detections,
+    pub quality: QualityReport,
+    /// `None` when liveness did not run (no face, or the gate failed with checks on).
+    pub liveness: Option<EnsembleScore>,
+    pub timings: Timings,
+}
+
+impl Verdict {
+    /// The verdict from the stages' outputs.
+    pub fn assemble(
+        s: StageOutputs<'_>,
+        opts: CheckOptions,
+        threshold: f32,
+        models: &[ModelInfo],
+    ) -> Verdict {
+        let to_original = s.decoded.scale_to_original();
+        let face = s.detections.faces.first().map(|f| f.scaled(to_original));
+        let (status, is_live, liveness_score, confidence, scores) = match s.liveness {
+            Some(e) => {
+                let live = e.score >= threshold;
+                let (status, conf) = if live {
+                    (Status::Live, e.score)
+                } else {
+                    (Status::Spoof, 1.0 - e.score)
+                };
+                (status, live, Some(e.score), Some(conf), e.per_model)
+            }
+            None if face.is_none() => (Status::NoFace, false, None, None, Vec::new()),
+            None => (Status::QualityFailed, false, None, None, Vec::new()),
+        };
+        // Reasons are reported when the verdict rests on them (no face; the gate with checks on).
+        let reasons = if liveness_score.is_none() {
+            s.quality.reasons
+        } else {
+            Vec::new()
+        };
+        Verdict {
+            status,
+            is_live,
+            liveness_score,
+            confidence,
+            threshold,
+            reasons,
+            scores,
+            quality: s.quality.scores,
+            face,
+            detector: s.detections.detector,
+            checks_enabled: opts.enable_checks,
+            image: s.decoded.info.clone(),
+            timings: s.timings,
+            models: models.to_vec(),
+        }
+    }
+}
+
+/// The loaded models plus configuration; build once per process, share by reference.
+pub struct Pipeline {
+    detectors: Vec<Detector>,
+    ensemble: Ensemble,
+    models: Vec<ModelInfo>,
+    origin: String,
+    config: PipelineConfig,
+}
+
+/// Run `f`, returning its result and the milliseconds it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed().as_secs_f64() * 1e3)
+}
+
+impl Pipeline {
+    /// The pipeline over loaded models.
+    pub fn new(registry: Registry, config: PipelineConfig) -> Pipeline {
+        let Registry {
+            detectors,
+            liveness,
+            models,
+            origin,
+        } = registry;
+        Pipeline {
+            detectors,
+            ensemble: Ensemble::new(liveness, config.decision.parallel_liveness),
+            models,
+            origin,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// What was loaded (detectors first).
+    pub fn models(&self) -> &[ModelInfo] {
+        &self.models
+    }
+
+    /// Where the models came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
+    }
+
+    /// Verify one encoded image.
+    pub fn run(&self, bytes: &[u8], opts: CheckOptions) -> Result<Verdict, Error> {
+        let t0 = Instant::now();
+        let (decoded, decode_ms) = timed(|| self.decode(bytes));
+        let mut v = self.run_decoded(&decoded?, opts)?;
+        v.timings.decode_ms = decode_ms;
+        v.timings.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(v)
+    }
+
+    /// Stage 1: bytes → upright pixels, within the configured limits.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Decoded, Error> {
+        Ok(decode(bytes, &self.config.limits)?)
+    }
+
+    /// Stage 2: faces (largest first) from the first detector that finds any; coordinates in
+    /// decoded-image pixels.
+    pub fn detect(&self, decoded: &Decoded) -> Result<Detections, Error> {
+        for d in &self.detectors {
+            let mut faces = d.detect(&decoded.image)?;
+            if !faces.is_empty() {
+                faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+                return Ok(Detections {
+                    faces,
+                    detector: Some(d.name.clone()),
+                });
+            }
+        }
+        Ok(Detections::default())
+    }
+
+    /// Stage 3: the quality gate.
+    pub fn quality(&self, decoded: &Decoded, detections: &Detections) -> QualityReport {
+        gate(
+            &decoded.image,
+            &detections.faces,
+            decoded.scale_to_original(),
+            &self.config.quality,
+        )
+    }
+
+    /// Stage 4: the passive-liveness ensemble on one face (decoded-image coordinates).
+    pub fn liveness(&self, decoded: &Decoded, face: &Face) -> Result<EnsembleScore, Error> {
+        self.ensemble.score(&decoded.image, &face.bbox)
+    }
+
+    /// Everything after decoding.
+    pub fn run_decoded(&self, decoded: &Decoded, opts: CheckOptions) -> Result<Verdict, Error> {
+        let (detections, detect_ms) = timed(|| self.detect(decoded));
+        let detections = detections?;
+        let (quality, quality_ms) = timed(|| self.quality(decoded, &detections));
+        let judged = detections
+            .faces
+            .first()
+            .filter(|_| !opts.enable_checks || quality.reasons.is_empty());
+        let (liveness, liveness_ms) = match judged {
+            Some(face) => {
+                let (score, ms) = timed(|| self.liveness(decoded, face));
+                (Some(score?), ms)
+            }
+            None => (None, 0.0),
+        };
+        let timings = Timings {
+            detect_ms,
+            quality_ms,
+            liveness_ms,
+            ..Timings::default()
+        };
+        Ok(Verdict::assemble(
+            StageOutputs {
+                decoded,
+                detections,
+                quality,
+                liveness,
+                timings,
+            },
+            opts,
+            self.config.decision.liveness_threshold,
+            &self.models,
+        ))
+    }
+}

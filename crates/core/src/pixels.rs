@@ -1,0 +1,253 @@
+//! Pixel operations shared by the stages: half-pixel bilinear resize straight into model tensors,
+//! letterboxing, area-averaged grey crops and luma statistics. No intermediate images are allocated.
+
+use ekyc_models::manifest::{ColorOrder, InputSpec, Layout};
+use image::RgbImage;
+use tract_onnx::prelude::{Tensor, TractResult};
+
+/// An integer pixel rectangle inside an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+/// Sampling table for one axis of a half-pixel bilinear resize (the OpenCV INTER_LINEAR geometry,
+/// in floating point): for output index i, src = (i + 0.5) * in / out - 0.5, clamped at 0.
+struct Axis {
+    i0: Vec<usize>,
+    i1: Vec<usize>,
+    f: Vec<f32>,
+}
+
+fn axis(origin: u32, in_len: u32, out_len: u32) -> Axis {
+    let n = out_len as usize;
+    let mut a = Axis {
+        i0: Vec::with_capacity(n),
+        i1: Vec::with_capacity(n),
+        f: Vec::with_capacity(n),
+    };
+    let last = in_len.saturating_sub(1) as f64;
+    let ratio = f64::from(in_len) / f64::from(out_len.max(1));
+    for i in 0..n {
+        let s = ((i as f64 + 0.5) * ratio - 0.5).max(0.0);
+        let (i0, i1, f) = if s >= last {
+            (last, last, 0.0)
+        } else {
+            let i0 = s.floor();
+            (i0, i0 + 1.0, s - i0)
+        };
+        a.i0.push(origin as usize + i0 as usize);
+        a.i1.push(origin as usize + i1 as usize);
+        a.f.push(f as f32);
+    }
+    a
+}
+
+/// Resize `region` of `img` to `out_w` x `out_h` (bilinear) and hand each output pixel to `put`.
+pub fn resize_bilinear(
+    img: &RgbImage,
+    region: Rect,
+    out_w: u32,
+    out_h: u32,
+    mut put: impl FnMut(usize, usize, [f32; 3]),
+) {
+    let xs = axis(region.x, region.w, out_w);
+    let ys = axis(region.y, region.h, out_h);
+    let stride = img.width() as usize * 3;
+    let raw = img.as_raw();
+    let px = |row: usize, col: usize| -> [f32; 3] {
+        let o = row * stride + col * 3;
+        match raw.get(o..o + 3) {
+            Some(p) => [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])],
+            None => [0.0; 3],
+        }
+    };
+    for (oy, ((&y0, &y1), &fy)) in ys.i0.iter().zip(&ys.i1).zip(&ys.f).enumerate() {
+        for (ox, ((&x0, &x1), &fx)) in xs.i0.iter().zip(&xs.i1).zip(&xs.f).enumerate() {
+            let (a, b, c, d) = (px(y0, x0), px(y0, x1), px(y1, x0), px(y1, x1));
+            let mut out = [0f32; 3];
+            for k in 0..3 {
+                let top = a[k] + (b[k] - a[k]) * fx;
+                let bot = c[k] + (d[k] - c[k]) * fx;
+                out[k] = top + (bot - top) * fy;
+            }
+            put(ox, oy, out);
+        }
+    }
+}
+
+/// Where a letterboxed image sits inside the square model input.
+#[derive(Debug, Clone, Copy)]
+pub struct Letterbox {
+    pub off_x: u32,
+    pub off_y: u32,
+    pub new_w: u32,
+    pub new_h: u32,
+    /// Input pixels → original pixels.
+    pub scale_x: f32,
+    pub scale_y: f32,
+}
+
+impl Letterbox {
+    pub fn new(w: u32, h: u32, side_w: u32, side_h: u32) -> Letterbox {
+        let s = f64::from(w.max(h));
+        let side = f64::from(side_w.min(side_h));
+        let new_w = ((f64::from(w) * side / s + 0.5).floor() as u32).clamp(1, side_w);
+        let new_h = ((f64::from(h) * side / s + 0.5).floor() as u32).clamp(1, side_h);
+        Letterbox {
+            off_x: (side_w - new_w) / 2,
+            off_y: (side_h - new_h) / 2,
+            new_w,
+            new_h,
+            scale_x: w as f32 / new_w as f32,
+            scale_y: h as f32 / new_h as f32,
+        }
+    }
+
+    /// Model-input pixel coordinates → original image coordinates.
+    pub fn to_image(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            (x - self.off_x as f32) * self.scale_x,
+            (y - self.off_y as f32) * self.scale_y,
+        )
+    }
+}
+
+/// A model input tensor filled from a region of an image, per the manifest's input spec.
+/// The region is resized to `dst` (w, h) and placed at (dst_x, dst_y); the rest is black padding.
+pub fn input_tensor(
+    spec: &InputSpec,
+    img: &RgbImage,
+    region: Rect,
+    dst: Rect,
+) -> TractResult<Tensor> {
+    let (w, h) = (spec.width as usize, spec.height as usize);
+    let plane = w * h;
+    let order: [usize; 3] = match spec.color {
+        ColorOrder::RGB => [0, 1, 2],
+        ColorOrder::BGR => [2, 1, 0],
+    };
+    let inv_std = spec.std.map(|s| 1.0 / s);
+    let mut data = vec![0f32; plane * 3];
+    // Padding: a black pixel, normalised.
+    for c in 0..3 {
+        let pad = (0.0 - spec.mean[c]) * inv_std[c];
+        if pad != 0.0 {
+            for i in 0..plane {
+                data[index(spec.layout, plane, w, c, i % w, i / w)] = pad;
+            }
+        }
+    }
+    resize_bilinear(img, region, dst.w, dst.h, |x, y, rgb| {
+        let (px, py) = (x + dst.x as usize, y + dst.y as usize);
+        if px < w && py < h {
+            for c in 0..3 {
+                let v = rgb[order[c]];
+                data[index(spec.layout, plane, w, c, px, py)] = (v - spec.mean[c]) * inv_std[c];
+            }
+        }
+    });
+    let shape: [usize; 4] = match spec.layout {
+        Layout::NCHW => [1, 3, h, w],
+        Layout::NHWC => [1, h, w, 3],
+    };
+    Tensor::from_shape(&shape, &data)
+}
+
+#[inline]
+fn index(layout: Layout, plane: usize, w: usize, c: usize, x: usize, y: usize) -> usize {
+    match layout {
+        Layout::NCHW => c * plane + y * w + x,
+        Layout::NHWC => (y * w + x) * 3 + c,
+    }
+}
+
+/// Rec. 601 luma of an RGB pixel.
+#[inline]
+pub fn luma(p: &[u8]) -> f32 {
+    0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+}
+
+/// Mean luma of a region, sampling at most ~`max_samples` pixels on a regular grid.
+pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
+    if r.w == 0 || r.h == 0 {
+        return 0.0;
+    }
+    let total = u64::from(r.w) * u64::from(r.h);
+    let step = ((total as f64 / f64::from(max_samples.max(1)))
+        .sqrt()
+        .floor() as u32)
+        .max(1);
+    let (mut sum, mut n) = (0f64, 0u64);
+    let mut y = r.y;
+    while y < r.y + r.h {
+        let mut x = r.x;
+        while x < r.x + r.w {
+            sum += f64::from(luma(&img.get_pixel(x, y).0));
+            n += 1;
+            x += step;
+        }
+        y += step;
+    }
+    (sum / n.max(1) as f64) as f32
+}
+
+/// Grey (luma) version of `region` resized to `size` x `size`: area average when shrinking (so fine
+/// detail is measured the same way whatever the photo resolution), bilinear when enlarging.
+pub fn grey_square(img: &RgbImage, r: Rect, size: u32) -> Vec<f32> {
+    let n = size as usize;
+    let mut out = vec![0f32; n * n];
+    if r.w == 0 || r.h == 0 {
+        return out;
+    }
+    if r.w >= size && r.h >= size {
+        for oy in 0..n {
+            let y0 = r.y + (oy as u64 * u64::from(r.h) / n as u64) as u32;
+            let y1 = (r.y + ((oy as u64 + 1) * u64::from(r.h) / n as u64) as u32).max(y0 + 1);
+            for ox in 0..n {
+                let x0 = r.x + (ox as u64 * u64::from(r.w) / n as u64) as u32;
+                let x1 = (r.x + ((ox as u64 + 1) * u64::from(r.w) / n as u64) as u32).max(x0 + 1);
+                let (mut s, mut c) = (0f32, 0u32);
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        s += luma(&img.get_pixel(x, y).0);
+                        c += 1;
+                    }
+                }
+                out[oy * n + ox] = s / c.max(1) as f32;
+            }
+        }
+    } else {
+        resize_bilinear(img, r, size, size, |x, y, p| {
+            out[y * n + x] = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        });
+    }
+    out
+}
+
+/// Variance of the 4-neighbour Laplacian over the interior of a square grey image.
+pub fn laplacian_variance(grey: &[f32], size: usize) -> f32 {
+    if size < 3 || grey.len() < size * size {
+        return 0.0;
+    }
+    let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
+    for y in 1..size - 1 {
+        for x in 1..size - 1 {
+            let c = grey[y * size + x];
+            let l = grey[(y - 1) * size + x]
+                + grey[(y + 1) * size + x]
+                + grey[y * size + x - 1]
+                + grey[y * size + x + 1]
+                - 4.0 * c;
+            let l = f64::from(l);
+            sum += l;
+            sq += l * l;
+            n += 1.0;
+        }
+    }
+    let mean = sum / n;
+    (sq / n - mean * mean) as f32
+}

@@ -1,0 +1,799 @@
+//! The quality gate: reject unusable captures early, with every failing reason at once.
+//!
+//! The gate is data: [`LIMITS`] is the one table of its limits (name, environment variable, default,
+//! metric, side, reason code, message). [`measure`] computes every metric ([`QualityScores`]);
+//! [`gate`] checks the table's limits against them, in [`GROUPS`] (each group reports only its
+//! first failure). The settings, `calibrate-quality`, the OpenAPI schema and the README table all
+//! read the same table. Adding a check is one [`Limit`] row plus its measurement.
+
+use crate::detect::{BBox, Face};
+use crate::pixels::{grey_square, laplacian_variance, mean_luma, Rect};
+use image::RgbImage;
+use serde::Serialize;
+
+/// Stable reason codes.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    NoFace,
+    MultipleFaces,
+    FaceTooSmall,
+    FaceCutOff,
+    TooDark,
+    TooBright,
+    Blurry,
+    HeadRoll,
+    HeadYaw,
+}
+
+impl ReasonCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ReasonCode; 9] = [
+        ReasonCode::NoFace,
+        ReasonCode::MultipleFaces,
+        ReasonCode::FaceTooSmall,
+        ReasonCode::FaceCutOff,
+        ReasonCode::TooDark,
+        ReasonCode::TooBright,
+        ReasonCode::Blurry,
+        ReasonCode::HeadRoll,
+        ReasonCode::HeadYaw,
+    ];
+
+    /// The code as serialised (SCREAMING_SNAKE_CASE; a unit test checks it against serde).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReasonCode::NoFace => "NO_FACE",
+            ReasonCode::MultipleFaces => "MULTIPLE_FACES",
+            ReasonCode::FaceTooSmall => "FACE_TOO_SMALL",
+            ReasonCode::FaceCutOff => "FACE_CUT_OFF",
+            ReasonCode::TooDark => "TOO_DARK",
+            ReasonCode::TooBright => "TOO_BRIGHT",
+            ReasonCode::Blurry => "BLURRY",
+            ReasonCode::HeadRoll => "HEAD_ROLL",
+            ReasonCode::HeadYaw => "HEAD_YAW",
+        }
+    }
+}
+
+/// Why a capture was rejected.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub message: String,
+    /// What was measured (unit depends on the check; see `metric`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// The limit the score was held to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f32>,
+    /// Name of the measured quantity (same key as in `quality`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<&'static str>,
+}
+
+/// Every quality measurement, whether or not it failed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QualityScores {
+    pub faces: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_brightness: Option<f32>,
+    pub image_brightness: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_area_ratio: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_height_ratio: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eye_distance_px: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_inside_ratio: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roll_deg: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yaw: Option<f32>,
+}
+
+/// Result of the gate.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct QualityReport {
+    /// Every failing check (empty = the capture is usable).
+    pub reasons: Vec<Reason>,
+    /// Every measurement.
+    pub scores: QualityScores,
+}
+
+/// Side of the grey face square on which sharpness is measured.
+pub const SHARPNESS_SIZE: u32 = 112;
+
+/// A measured quantity of the gate; its name is its key in [`QualityScores`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    FaceBrightness,
+    ImageBrightness,
+    Sharpness,
+    FaceAreaRatio,
+    FaceHeightRatio,
+    EyeDistancePx,
+    FaceInsideRatio,
+    RollDeg,
+    Yaw,
+}
+
+impl Metric {
+    /// Key in [`QualityScores`] and in reasons' `metric`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::FaceBrightness => "face_brightness",
+            Metric::ImageBrightness => "image_brightness",
+            Metric::Sharpness => "sharpness",
+            Metric::FaceAreaRatio => "face_area_ratio",
+            Metric::FaceHeightRatio => "face_height_ratio",
+            Metric::EyeDistancePx => "eye_distance_px",
+            Metric::FaceInsideRatio => "face_inside_ratio",
+            Metric::RollDeg => "roll_deg",
+            Metric::Yaw => "yaw",
+        }
+    }
+
+    /// The measured value, when it was measured.
+    pub fn get(self, q: &QualityScores) -> Option<f32> {
+        match self {
+            Metric::FaceBrightness => q.face_brightness,
+            Metric::ImageBrightness => Some(q.image_brightness),
+            Metric::Sharpness => q.sharpness,
+            Metric::FaceAreaRatio => q.face_area_ratio,
+            Metric::FaceHeightRatio => q.face_height_ratio,
+            Metric::EyeDistancePx => q.eye_distance_px,
+            Metric::FaceInsideRatio => q.face_inside_ratio,
+            Metric::RollDeg => q.roll_deg,
+            Metric::Yaw => q.yaw,
+        }
+    }
+
+    /// Signed angles are held to their limit by magnitude.
+    pub fn by_magnitude(self) -> bool {
+        matches!(self, Metric::RollDeg | Metric::Yaw)
+    }
+
+    /// The value a limit is compared with.
+    pub fn compared(self, v: f32) -> f32 {
+        if self.by_magnitude() {
+            v.abs()
+        } else {
+            v
+        }
+    }
+
+    /// The range a limit on this metric may take, and the unit.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Metric::FaceBrightness | Metric::ImageBrightness => (0.0, 255.0),
+            Metric::FaceAreaRatio | Metric::FaceInsideRatio => (0.0, 1.0),
+            Metric::RollDeg => (0.0, 180.0),
+            Metric::Sharpness | Metric::FaceHeightRatio | Metric::EyeDistancePx | Metric::Yaw => {
+                (0.0, f64::INFINITY)
+            }
+        }
+    }
+
+    /// Decimals a suggested limit is rounded to.
+    pub fn decimals(self) -> usize {
+        match self {
+            Metric::FaceAreaRatio | Metric::FaceHeightRatio | Metric::FaceInsideRatio => 4,
+            Metric::Yaw => 3,
+            _ => 1,
+        }
+    }
+
+    /// Unit, for docs.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::FaceBrightness | Metric::ImageBrightness => "mean luma 0-255",
+            Metric::Sharpness => "Laplacian variance (112x112 grey face)",
+            Metric::FaceAreaRatio => "face box area / image area",
+            Metric::FaceHeightRatio => "face box height / image height",
+            Metric::EyeDistancePx => "px (original image)",
+            Metric::FaceInsideRatio => "fraction of the face box (grown 10 %) inside the image",
+            Metric::RollDeg => "degrees (eye line)",
+            Metric::Yaw => "nose offset / eye distance (0 = frontal)",
+        }
+    }
+}
+
+/// Which side of a limit passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The metric must be at least the limit.
+    Min,
+    /// The metric must be at most the limit.
+    Max,
+}
+
+/// What a row of [`LIMITS`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A check: `metric` held to the limit on `side`, failing with `code`.
+    Check {
+        metric: Metric,
+        side: Side,
+        code: ReasonCode,
+    },
+    /// A parameter of a check that is not a metric limit.
+    Parameter { code: ReasonCode },
+}
+
+/// Every tunable of the gate. The discriminant is the row in [`LIMITS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    MinFaceBrightness,
+    MaxFaceBrightness,
+    MinImageBrightness,
+    MaxImageBrightness,
+    MinSharpness,
+    MinFaceAreaRatio,
+    MinFaceHeightRatio,
+    MinEyeDistance,
+    MultiFaceMinArea,
+    MinFaceInside,
+    MaxRollDeg,
+    MaxYaw,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitDef {
+    pub limit: Limit,
+    /// Setting name: the CLI flag is `--<key with dashes>`.
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    pub default: f32,
+    pub kind: Kind,
+    /// One-line description (flag help, README).
+    pub doc: &'static str,
+    /// The client-facing message of a failure, from the measured value and the limit.
+    pub message: fn(f32, f32) -> String,
+}
+
+const fn check(metric: Metric, side: Side, code: ReasonCode) -> Kind {
+    Kind::Check { metric, side, code }
+}
+
+/// The table.
+pub const LIMITS: [LimitDef; 12] = [
+    LimitDef {
+        limit: Limit::MinFaceBrightness,
+        key: "min_face_brightness",
+        env: "EKYC_MIN_FACE_BRIGHTNESS",
+        default: 50.0,
+        kind: check(Metric::FaceBrightness, Side::Min, ReasonCode::TooDark),
+        doc: "Minimum mean luma (0-255) of the face region.",
+        message: |v, l| format!("The face is too dark (brightness {v:.0}, minimum {l:.0}); add light in front of you."),
+    },
+    LimitDef {
+        limit: Limit::MaxFaceBrightness,
+        key: "max_face_brightness",
+        env: "EKYC_MAX_FACE_BRIGHTNESS",
+        default: 225.0,
+        kind: check(Metric::FaceBrightness, Side::Max, ReasonCode::TooBright),
+        doc: "Maximum mean luma (0-255) of the face region.",
+        message: |v, l| format!("The face is overexposed (brightness {v:.0}, maximum {l:.0}); avoid direct light."),
+    },
+    LimitDef {
+        limit: Limit::MinImageBrightness,
+        key: "min_image_brightness",
+        env: "EKYC_MIN_IMAGE_BRIGHTNESS",
+        default: 35.0,
+        kind: check(Metric::ImageBrightness, Side::Min, ReasonCode::TooDark),
+        doc: "Minimum mean luma (0-255) of the whole image.",
+        message: |v, l| format!("The picture is too dark (brightness {v:.0}, minimum {l:.0})."),
+    },
+    LimitDef {
+        limit: Limit::MaxImageBrightness,
+        key: "max_image_brightness",
+        env: "EKYC_MAX_IMAGE_BRIGHTNESS",
+        default: 235.0,
+        kind: check(Metric::ImageBrightness, Side::Max, ReasonCode::TooBright),
+        doc: "Maximum mean luma (0-255) of the whole image.",
+        message: |v, l| format!("The picture is overexposed (brightness {v:.0}, maximum {l:.0})."),
+    },
+    LimitDef {
+        limit: Limit::MinSharpness,
+        key: "min_sharpness",
+        env: "EKYC_MIN_SHARPNESS",
+        default: 40.0,
+        kind: check(Metric::Sharpness, Side::Min, ReasonCode::Blurry),
+        doc: "Minimum sharpness: variance of the Laplacian of the face crop resized to 112x112 grey.",
+        message: |v, l| format!("The face is blurry (sharpness {v:.0}, minimum {l:.0}); hold still and focus."),
+    },
+    LimitDef {
+        limit: Limit::MinFaceAreaRatio,
+        key: "min_face_area_ratio",
+        env: "EKYC_MIN_FACE_AREA_RATIO",
+        default: 0.02,
+        kind: check(Metric::FaceAreaRatio, Side::Min, ReasonCode::FaceTooSmall),
+        doc: "Minimum face box area / image area.",
+        message: |v, l| {
+            format!(
+                "The face covers {:.1}% of the image; move closer (at least {:.1}%).",
+                v * 100.0,
+                l * 100.0
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MinFaceHeightRatio,
+        key: "min_face_height_ratio",
+        env: "EKYC_MIN_FACE_HEIGHT_RATIO",
+        default: 0.15,
+        kind: check(Metric::FaceHeightRatio, Side::Min, ReasonCode::FaceTooSmall),
+        doc: "Minimum face box height / image height (a selfie, not a full-body shot).",
+        message: |v, l| {
+            format!(
+                "The face is {:.0}% of the picture's height; move closer (at least {:.0}%).",
+                v * 100.0,
+                l * 100.0
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MinEyeDistance,
+        key: "min_eye_distance",
+        env: "EKYC_MIN_EYE_DISTANCE",
+        default: 32.0,
+        kind: check(Metric::EyeDistancePx, Side::Min, ReasonCode::FaceTooSmall),
+        doc: "Minimum distance between the eyes, in original-image pixels.",
+        message: |v, l| format!("The eyes are {v:.0} px apart; the face needs more resolution (at least {l:.0} px)."),
+    },
+    LimitDef {
+        limit: Limit::MultiFaceMinArea,
+        key: "multi_face_min_area",
+        env: "EKYC_MULTI_FACE_MIN_AREA",
+        default: 0.1,
+        kind: Kind::Parameter {
+            code: ReasonCode::MultipleFaces,
+        },
+        doc: "Faces smaller than this fraction of the largest face's area are ignored by the multiple-faces check.",
+        message: |v, _| format!("{v} faces were found; exactly one person must be in the picture."),
+    },
+    LimitDef {
+        limit: Limit::MinFaceInside,
+        key: "min_face_inside",
+        env: "EKYC_MIN_FACE_INSIDE",
+        default: 0.97,
+        kind: check(Metric::FaceInsideRatio, Side::Min, ReasonCode::FaceCutOff),
+        doc: "Minimum fraction of the face box (grown by 10 %) that must lie inside the image.",
+        message: |v, _| {
+            format!(
+                "Only {:.0}% of the face is inside the picture; centre the whole face in the frame.",
+                v * 100.0
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MaxRollDeg,
+        key: "max_roll_deg",
+        env: "EKYC_MAX_ROLL_DEG",
+        default: 25.0,
+        kind: check(Metric::RollDeg, Side::Max, ReasonCode::HeadRoll),
+        doc: "Maximum absolute head roll (eye-line angle), degrees.",
+        message: |v, l| {
+            format!(
+                "The head is tilted {:.0}° (maximum {l:.0}°); keep your head upright.",
+                v.abs()
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MaxYaw,
+        key: "max_yaw",
+        env: "EKYC_MAX_YAW",
+        default: 0.35,
+        kind: check(Metric::Yaw, Side::Max, ReasonCode::HeadYaw),
+        doc: "Maximum absolute yaw: nose-tip offset from the eye midpoint along the eye line / eye distance (0 = frontal).",
+        message: |v, l| format!("The head is turned to the side (yaw {v:.2}, maximum {l:.2}); look straight at the camera."),
+    },
+];
+
+/// The checks in reporting order; each group reports only its first failing check (a face that
+/// is too small is reported once; the image's brightness only when the face's passes).
+pub const GROUPS: [&[Limit]; 6] = [
+    &[
+        Limit::MinFaceAreaRatio,
+        Limit::MinFaceHeightRatio,
+        Limit::MinEyeDistance,
+    ],
+    &[Limit::MinFaceInside],
+    &[
+        Limit::MinFaceBrightness,
+        Limit::MaxFaceBrightness,
+        Limit::MinImageBrightness,
+        Limit::MaxImageBrightness,
+    ],
+    &[Limit::MinSharpness],
+    &[Limit::MaxRollDeg],
+    &[Limit::MaxYaw],
+];
+
+impl Limit {
+    /// This limit's row of [`LIMITS`].
+    pub fn def(self) -> &'static LimitDef {
+        &LIMITS[self as usize]
+    }
+}
+
+/// The value of every [`Limit`]; defaults from [`LIMITS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityLimits([f32; LIMITS.len()]);
+
+impl Default for QualityLimits {
+    fn default() -> Self {
+        QualityLimits(LIMITS.map(|d| d.default))
+    }
+}
+
+impl QualityLimits {
+    pub fn get(&self, l: Limit) -> f32 {
+        self.0[l as usize]
+    }
+
+    pub fn set(&mut self, l: Limit, v: f32) {
+        self.0[l as usize] = v;
+    }
+
+    /// Each limit's row and value, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static LimitDef, f32)> + '_ {
+        LIMITS.iter().zip(self.0.iter().copied())
+    }
+}
+
+impl Serialize for QualityLimits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(LIMITS.len()))?;
+        for (d, v) in self.iter() {
+            m.serialize_entry(d.key, &v)?;
+        }
+        m.end()
+    }
+}
+
+/// Faces that count for the multiple-faces check (`faces` sorted by area, largest first).
+pub fn significant_faces<'f>(faces: &'f [Face], limits: &QualityLimits) -> Vec<&'f Face> {
+    let largest = faces.iter().map(|f| f.bbox.area()).fold(0.0f32, f32::max);
+    let min_share = limits.get(Limit::MultiFaceMinArea);
+    faces
+        .iter()
+        .filter(|f| f.bbox.area() >= min_share * largest)
+        .collect()
+}
+
+/// Clip a float box to the image as an integer rectangle.
+pub fn clip_rect(b: &BBox, w: u32, h: u32) -> Rect {
+    let x0 = b.x.floor().clamp(0.0, w as f32) as u32;
+    let y0 = b.y.floor().clamp(0.0, h as f32) as u32;
+    let x1 = (b.x + b.width).ceil().clamp(0.0, w as f32) as u32;
+    let y1 = (b.y + b.height).ceil().clamp(0.0, h as f32) as u32;
+    Rect {
+        x: x0,
+        y: y0,
+        w: x1.saturating_sub(x0),
+        h: y1.saturating_sub(y0),
+    }
+}
+
+/// Measure every metric. `faces` are in `img` coordinates, largest first; `to_original` converts
+/// `img` pixels to original-image pixels (reduced-scale decode). Without a face only the image's
+/// brightness is measured.
+pub fn measure(
+    img: &RgbImage,
+    faces: &[Face],
+    to_original: f32,
+    limits: &QualityLimits,
+) -> QualityScores {
+    let (w, h) = (img.width(), img.height());
+    let mut q = QualityScores {
+        faces: significant_faces(faces, limits).len(),
+        image_brightness: mean_luma(img, Rect { x: 0, y: 0, w, h }, 16_384),
+        ..QualityScores::default()
+    };
+    let Some(face) = faces.first() else {
+        return q;
+    };
+    // Size.
+    q.face_area_ratio = Some(face.bbox.area() / (w as f32 * h as f32));
+    q.face_height_ratio = Some(face.bbox.height / h as f32);
+    q.eye_distance_px = Some(face.eye_distance() * to_original);
+
+    // Cut off: the face box grown by 10 % must lie (almost) inside the image.
+    let g = BBox {
+        x: face.bbox.x - face.bbox.width * 0.05,
+        y: face.bbox.y - face.bbox.height * 0.05,
+        width: face.bbox.width * 1.1,
+        height: face.bbox.height * 1.1,
+    };
+    let inside = clip_rect(&g, w, h);
+    let inside_ratio = (inside.w as f32 * inside.h as f32) / g.area().max(1.0);
+    q.face_inside_ratio = Some(inside_ratio.min(1.0));
+
+    // Brightness and sharpness (at a fixed size) on the face.
+    let face_rect = clip_rect(&face.bbox, w, h);
+    q.face_brightness = Some(mean_luma(img, face_rect, 4_096));
+    if face_rect.w >= 2 && face_rect.h >= 2 {
+        let grey = grey_square(img, face_rect, SHARPNESS_SIZE);
+        q.sharpness = Some(laplacian_variance(&grey, SHARPNESS_SIZE as usize));
+    }
+
+    // Pose: roll from the eye line; yaw from the nose tip's offset from the eye midpoint, measured
+    // along the eye line and divided by the eye distance (0 = frontal, ±0.5 ≈ nose above one eye).
+    let k = &face.keypoints;
+    let (re, le, nose) = (k[0], k[1], k[2]);
+    let (dx, dy) = (le.x - re.x, le.y - re.y);
+    let eye_d = (dx * dx + dy * dy).sqrt();
+    q.roll_deg = Some(dy.atan2(dx).to_degrees());
+    q.yaw = Some(if eye_d > 0.0 {
+        let (mx, my) = ((re.x + le.x) / 2.0, (re.y + le.y) / 2.0);
+        ((nose.x - mx) * dx + (nose.y - my) * dy) / (eye_d * eye_d)
+    } else {
+        0.0
+    });
+    q
+}
+
+/// The failure of one check, if it fails (or `None` when it passes or was not measured).
+pub fn check_limit(d: &LimitDef, value: f32, q: &QualityScores) -> Option<Reason> {
+    let Kind::Check { metric, side, code } = d.kind else {
+        return None;
+    };
+    let score = metric.get(q)?;
+    let c = metric.compared(score);
+    let fails = match side {
+        Side::Min => c < value,
+        Side::Max => c > value,
+    };
+    fails.then(|| Reason {
+        code,
+        message: (d.message)(score, value),
+        score: Some(score),
+        limit: Some(value),
+        metric: Some(metric.name()),
+    })
+}
+
+/// Measure and check: every failing reason at once (see [`GROUPS`]).
+pub fn gate(
+    img: &RgbImage,
+    faces: &[Face],
+    to_original: f32,
+    limits: &QualityLimits,
+) -> QualityReport {
+    let scores = measure(img, faces, to_original, limits);
+    let mut reasons = Vec::new();
+    if faces.is_empty() {
+        reasons.push(Reason {
+            code: ReasonCode::NoFace,
+            message: "No face was found in the image.".into(),
+            score: None,
+            limit: None,
+            metric: None,
+        });
+    } else if scores.faces > 1 {
+        let d = Limit::MultiFaceMinArea.def();
+        reasons.push(Reason {
+            code: ReasonCode::MultipleFaces,
+            message: (d.message)(scores.faces as f32, 1.0),
+            score: Some(scores.faces as f32),
+            limit: Some(1.0),
+            metric: Some("faces"),
+        });
+    }
+    for group in GROUPS {
+        if let Some(r) = group
+            .iter()
+            .find_map(|&l| check_limit(l.def(), limits.get(l), &scores))
+        {
+            reasons.push(r);
+        }
+    }
+    QualityReport { reasons, scores }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Point;
+    use image::Rgb;
+
+    #[test]
+    fn table_rows_are_in_enum_order_and_unique() {
+        let mut keys = std::collections::HashSet::new();
+        for (i, d) in LIMITS.iter().enumerate() {
+            assert_eq!(d.limit as usize, i, "{} is out of order", d.key);
+            assert!(keys.insert(d.key), "duplicate key {}", d.key);
+            assert_eq!(d.env, format!("EKYC_{}", d.key.to_uppercase()));
+        }
+        // Every check appears in exactly one group.
+        let grouped: Vec<Limit> = GROUPS.iter().flat_map(|g| g.iter().copied()).collect();
+        for d in &LIMITS {
+            let n = grouped.iter().filter(|l| **l == d.limit).count();
+            let expected = usize::from(matches!(d.kind, Kind::Check { .. }));
+            assert_eq!(n, expected, "{}", d.key);
+        }
+    }
+
+    #[test]
+    fn reason_codes_serialise_as_their_str() {
+        for c in ReasonCode::ALL {
+            let json = serde_json::to_value(c).expect("serialise");
+            assert_eq!(json, serde_json::Value::String(c.as_str().into()));
+        }
+    }
+
+    fn grey(w: u32, h: u32, v: u8) -> RgbImage {
+        RgbImage::from_pixel(w, h, Rgb([v, v, v]))
+    }
+
+    /// A checkerboard (sharp) image.
+    fn board(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let v = if (x / 4 + y / 4) % 2 == 0 { 60 } else { 200 };
+            Rgb([v, v, v])
+        })
+    }
+
+    /// A frontal face box with eyes level, nose centred.
+    fn face(x: f32, y: f32, size: f32) -> Face {
+        let p = |fx: f32, fy: f32| Point {
+            x: x + fx * size,
+            y: y + fy * size,
+        };
+        Face {
+            bbox: BBox {
+                x,
+                y,
+                width: size,
+                height: size,
+            },
+            score: 0.9,
+            keypoints: [
+                p(0.3, 0.4),
+                p(0.7, 0.4),
+                p(0.5, 0.6),
+                p(0.5, 0.8),
+                p(0.1, 0.45),
+                p(0.9, 0.45),
+            ],
+        }
+    }
+
+    fn codes(r: &QualityReport) -> Vec<ReasonCode> {
+        r.reasons.iter().map(|r| r.code).collect()
+    }
+
+    #[test]
+    fn a_good_capture_passes() {
+        let img = board(400, 400);
+        let r = gate(
+            &img,
+            &[face(100.0, 100.0, 200.0)],
+            1.0,
+            &QualityLimits::default(),
+        );
+        assert_eq!(codes(&r), vec![], "{:?}", r.reasons);
+        assert_eq!(r.scores.faces, 1);
+        assert!((r.scores.face_area_ratio.unwrap_or(0.0) - 0.25).abs() < 1e-6);
+        assert!(r.scores.roll_deg.unwrap_or(1.0).abs() < 1e-4);
+        assert!(r.scores.yaw.unwrap_or(1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn no_face_reports_no_face_and_image_brightness_only() {
+        let r = gate(&grey(100, 100, 10), &[], 1.0, &QualityLimits::default());
+        assert_eq!(codes(&r), vec![ReasonCode::NoFace, ReasonCode::TooDark]);
+        assert_eq!(r.reasons[1].metric, Some("image_brightness"));
+        assert_eq!(r.scores.face_brightness, None);
+    }
+
+    #[test]
+    fn too_small_is_reported_once_and_flat_face_is_blurry() {
+        // 10x10 face in 400x400: area, height and eye distance all fail; only the first is reported.
+        let r = gate(
+            &grey(400, 400, 128),
+            &[face(100.0, 100.0, 10.0)],
+            1.0,
+            &QualityLimits::default(),
+        );
+        assert_eq!(
+            codes(&r),
+            vec![ReasonCode::FaceTooSmall, ReasonCode::Blurry]
+        );
+        assert_eq!(r.reasons[0].metric, Some("face_area_ratio"));
+    }
+
+    #[test]
+    fn brightness_of_the_image_is_checked_only_when_the_face_passes() {
+        let mut img = grey(400, 400, 250);
+        let f = face(100.0, 100.0, 200.0);
+        let r = gate(
+            &img,
+            std::slice::from_ref(&f),
+            1.0,
+            &QualityLimits::default(),
+        );
+        assert!(codes(&r).contains(&ReasonCode::TooBright));
+        assert_eq!(
+            r.reasons
+                .iter()
+                .filter(|r| r.code == ReasonCode::TooBright)
+                .count(),
+            1
+        );
+        assert_eq!(r.reasons[0].metric, Some("face_brightness"));
+        // A normal face in an overexposed picture: the image's brightness is reported.
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            if (100..300).contains(&x) && (100..300).contains(&y) {
+                *p = Rgb([128, 128, 128]);
+            }
+        }
+        let mut limits = QualityLimits::default();
+        limits.set(Limit::MaxImageBrightness, 150.0);
+        let r = gate(&img, &[f], 1.0, &limits);
+        let bright: Vec<_> = r
+            .reasons
+            .iter()
+            .filter(|r| r.code == ReasonCode::TooBright)
+            .collect();
+        assert_eq!(bright.len(), 1);
+        assert_eq!(bright[0].metric, Some("image_brightness"));
+    }
+
+    #[test]
+    fn cut_off_rolled_and_turned_faces() {
+        let img = board(400, 400);
+        let mut f = face(300.0, 100.0, 200.0); // half outside on the right
+        let r = gate(
+            &img,
+            std::slice::from_ref(&f),
+            1.0,
+            &QualityLimits::default(),
+        );
+        assert!(codes(&r).contains(&ReasonCode::FaceCutOff));
+        // Roll 45°: left eye 0.4·size lower than the right.
+        f = face(100.0, 100.0, 200.0);
+        f.keypoints[1].y += 80.0;
+        let r = gate(&img, &[f], 1.0, &QualityLimits::default());
+        let roll = r.reasons.iter().find(|r| r.code == ReasonCode::HeadRoll);
+        assert!(roll.is_some_and(|r| (r.score.unwrap_or(0.0) - 45.0).abs() < 0.01));
+        // Nose above the left eye: yaw 0.5.
+        let mut f = face(100.0, 100.0, 200.0);
+        f.keypoints[2].x = f.keypoints[1].x;
+        let r = gate(&img, &[f], 1.0, &QualityLimits::default());
+        let yaw = r.reasons.iter().find(|r| r.code == ReasonCode::HeadYaw);
+        assert!(yaw.is_some_and(|r| (r.score.unwrap_or(0.0) - 0.5).abs() < 1e-4));
+    }
+
+    #[test]
+    fn two_similar_faces_are_multiple_a_tiny_one_is_not() {
+        let img = board(800, 400);
+        let limits = QualityLimits::default();
+        let two = [face(50.0, 100.0, 200.0), face(450.0, 100.0, 190.0)];
+        let r = gate(&img, &two, 1.0, &limits);
+        assert_eq!(r.reasons[0].code, ReasonCode::MultipleFaces);
+        assert_eq!(r.reasons[0].score, Some(2.0));
+        let small = [face(50.0, 100.0, 200.0), face(450.0, 100.0, 20.0)];
+        assert_eq!(gate(&img, &small, 1.0, &limits).scores.faces, 1);
+    }
+
+    #[test]
+    fn eye_distance_uses_original_pixels() {
+        let img = board(400, 400);
+        let f = face(100.0, 100.0, 200.0); // eyes 80 px apart in the decoded image
+        let q = measure(&img, &[f], 2.0, &QualityLimits::default());
+        assert_eq!(q.eye_distance_px, Some(160.0));
+    }
+}

@@ -1,0 +1,175 @@
+//! The active models of a process, built once from a [`ModelFiles`] source and shared by reference:
+//! the detectors (tried in order) and the liveness ensemble.
+
+use crate::config::ModelSelection;
+use crate::detect::Detector;
+use crate::error::ModelError;
+use crate::liveness::LivenessModel;
+use ekyc_models::manifest::{ModelEntry, Role};
+use ekyc_models::plan::{ParsedModel, PassedModel, Plan};
+use ekyc_models::ModelFiles;
+use serde::Serialize;
+
+/// What was loaded, for verdicts, /health and logs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelInfo {
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+    pub file: String,
+    /// The plan came from the compiled-plan cache (not part of the API).
+    #[serde(skip)]
+    pub from_plan_cache: bool,
+}
+
+/// All active models, loaded once and shared by reference.
+pub struct Registry {
+    pub(crate) detectors: Vec<Detector>,
+    pub(crate) liveness: Vec<LivenessModel>,
+    pub(crate) models: Vec<ModelInfo>,
+    pub(crate) origin: String,
+}
+
+/// Whether the model at `index` of a selection (detectors first, then liveness models, as
+/// [`Registry::load`] orders them) is optimised at start-up: the first detector and every liveness
+/// model. Fallback detectors are parsed and checked at start-up but optimised on first use (most
+/// requests never need them).
+pub fn optimised_at_start(index: usize, e: &ModelEntry) -> bool {
+    index == 0 || e.role == Role::Liveness
+}
+
+/// The entries `selection` activates in `files`' manifest, detectors first.
+pub fn selected<'m>(
+    manifest: &'m ekyc_models::Manifest,
+    selection: &ModelSelection,
+) -> Result<Vec<&'m ModelEntry>, ModelError> {
+    let mut v = manifest.select(Role::Detector, &selection.detectors)?;
+    v.extend(manifest.select(Role::Liveness, &selection.liveness)?);
+    Ok(v)
+}
+
+/// One model's plan: from the verified ONNX, or from an intact cached plan when it is optimised at
+/// start-up (the ONNX bytes are fetched and verified either way).
+fn build_plan(
+    files: &dyn ModelFiles,
+    e: &ModelEntry,
+    eager: bool,
+) -> Result<(Plan, bool), ModelError> {
+    let bytes = files.model(e)?;
+    let cached = eager
+        .then(|| files.cached_plan(e))
+        .flatten()
+        .and_then(|tar| match PassedModel::from_nnef(e, &tar) {
+            Ok(p) => Some(p),
+            Err(err) => {
+                tracing::warn!(model = %e.name, error = %err, "cached plan unusable; building from ONNX");
+                None
+            }
+        });
+    let from_cache = cached.is_some();
+    let passed = match cached {
+        Some(p) => p,
+        None => ParsedModel::from_onnx(e, &bytes)?.apply_passes()?,
+    };
+    let plan = if eager {
+        Plan::ready(passed.optimize()?)
+    } else {
+        Plan::deferred(passed)
+    };
+    Ok((plan, from_cache))
+}
+
+impl Registry {
+    /// Load the models `selection` activates from `files`, building the plans in parallel.
+    pub fn load(
+        files: &dyn ModelFiles,
+        selection: &ModelSelection,
+    ) -> Result<Registry, ModelError> {
+        let origin = files.origin();
+        let entries = selected(files.manifest(), selection)?;
+        let n_detectors = entries.iter().filter(|e| e.role == Role::Detector).count();
+        if n_detectors == 0 || n_detectors == entries.len() {
+            return Err(ModelError::Manifest {
+                path: origin,
+                message: "need at least one detector and one liveness model".into(),
+            });
+        }
+        let plans: Vec<Result<(Plan, bool), ModelError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| s.spawn(move || build_plan(files, e, optimised_at_start(i, e))))
+                .collect();
+            handles
+                .into_iter()
+                .zip(&entries)
+                .map(|(h, e)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ModelError::Panicked {
+                            name: e.name.clone(),
+                            what: "model loading",
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut reg = Registry {
+            detectors: Vec::new(),
+            liveness: Vec::new(),
+            models: Vec::new(),
+            origin,
+        };
+        for (e, plan) in entries.into_iter().zip(plans) {
+            let (plan, from_plan_cache) = plan?;
+            reg.models.push(ModelInfo {
+                name: e.name.clone(),
+                role: e.role,
+                sha256: e.sha256.clone(),
+                file: e.file.clone(),
+                from_plan_cache,
+            });
+            let lacks = |what: &str| ModelError::Manifest {
+                path: reg.origin.clone(),
+                message: format!("{} lacks [model.{what}]", e.name),
+            };
+            match e.role {
+                Role::Detector => {
+                    let spec = e.detector.clone().ok_or_else(|| lacks("detector"))?;
+                    reg.detectors
+                        .push(Detector::new(e.name.clone(), plan, e.input.clone(), spec)?);
+                }
+                Role::Liveness => {
+                    let spec = e.liveness.clone().ok_or_else(|| lacks("liveness"))?;
+                    reg.liveness.push(LivenessModel::new(
+                        e.name.clone(),
+                        plan,
+                        e.input.clone(),
+                        spec,
+                    )?);
+                }
+            }
+        }
+        Ok(reg)
+    }
+
+    /// What was loaded, in load order (detectors first).
+    pub fn models(&self) -> &[ModelInfo] {
+        &self.models
+    }
+
+    /// Where the models came from ("dir:models", "s3://bucket/prefix/", "embedded").
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The detectors, in the order they are tried.
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
+    /// The liveness models of the ensemble.
+    pub fn liveness_models(&self) -> &[LivenessModel] {
+        &self.liveness
+    }
+}

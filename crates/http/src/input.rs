@@ -1,0 +1,171 @@
+//! Request decoding for `POST /v1/liveness`: the query, and the image from multipart, raw or base64 JSON.
+
+use crate::error::{ApiError, ErrorKind};
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
+use base64::Engine;
+use ekyc_core::CheckOptions;
+use serde::Deserialize;
+
+/// multipart/form-data body (the prototype's contract).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct MultipartUpload {
+    /// The image file (JPEG, PNG or WebP).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// JSON body with a base64 image (standard alphabet; a `data:image/...;base64,` prefix is accepted).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct Base64Image {
+    pub image: String,
+}
+
+/// `enable_checks=true|false` (also 1/0, yes/no, on/off, as FastAPI accepted). Unknown parameters are
+/// ignored; a malformed value is a 400.
+pub(crate) fn parse_query(q: Option<&str>) -> Result<CheckOptions, ApiError> {
+    let mut opts = CheckOptions::default();
+    let Some(q) = q else { return Ok(opts) };
+    for (k, v) in form_urlencoded_pairs(q) {
+        if k == "enable_checks" {
+            opts.enable_checks = match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorKind::BadQuery,
+                        format!("enable_checks must be true or false, got {v:?}"),
+                    ))
+                }
+            };
+        }
+    }
+    Ok(opts)
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    serde_urlencoded_pairs(q).unwrap_or_default()
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Option<Vec<(String, String)>> {
+    // axum's Query uses serde_urlencoded; decode pairs the same way.
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{q}").parse().ok()?)
+        .ok()
+        .map(|axum::extract::Query(v)| v)
+}
+
+/// Read the body (bounded) and extract the image bytes according to the content type.
+pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let ctype = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mime = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    // base64 JSON carries 4/3 of the image bytes plus a little framing.
+    let body_limit = if mime == "application/json" {
+        limit / 3 * 4 + 1024
+    } else {
+        limit + 64 * 1024
+    };
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::BodyTooLarge,
+            format!("request body is over the limit of {limit} bytes of image data"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > body_limit {
+            return Err(too_large());
+        }
+    }
+    let body: Bytes = axum::body::to_bytes(req.into_body(), body_limit)
+        .await
+        .map_err(|_| too_large())?;
+    let image = match mime.as_str() {
+        "multipart/form-data" => multipart_file(&ctype, body).await?,
+        "image/jpeg" | "image/jpg" | "image/png" | "image/webp" => body.to_vec(),
+        "application/json" => {
+            let j: Base64Image = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::new(ErrorKind::BadJson, format!("expected {{\"image\": \"<base64>\"}}: {e}")))?;
+            let data = match j.image.split_once(";base64,") {
+                Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+                _ => j.image.as_str(),
+            };
+            let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned.as_bytes())
+                .map_err(|e| ApiError::new(ErrorKind::BadBase64, format!("image is not valid base64: {e}")))?
+        }
+        "" => {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "missing Content-Type: send multipart/form-data (field `file`), image/jpeg|png|webp, or application/json",
+            ))
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                format!("unsupported Content-Type {other}: send multipart/form-data (field `file`), image/jpeg|png|webp, or application/json"),
+            ))
+        }
+    };
+    if image.len() > limit {
+        return Err(too_large());
+    }
+    if image.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::EmptyImage,
+            "the image is empty (0 bytes)",
+        ));
+    }
+    Ok(image)
+}
+
+async fn multipart_file(ctype: &str, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let boundary = multer::parse_boundary(ctype).map_err(|e| {
+        ApiError::new(
+            ErrorKind::MalformedMultipart,
+            format!("bad multipart Content-Type: {e}"),
+        )
+    })?;
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    loop {
+        let field = mp.next_field().await.map_err(|e| {
+            ApiError::new(
+                ErrorKind::MalformedMultipart,
+                format!("malformed multipart body: {e}"),
+            )
+        })?;
+        let Some(field) = field else {
+            return Err(ApiError::new(
+                ErrorKind::MissingFile,
+                "multipart body has no field named `file`",
+            ));
+        };
+        if field.name() == Some("file") {
+            let data = field.bytes().await.map_err(|e| {
+                ApiError::new(
+                    ErrorKind::MalformedMultipart,
+                    format!("malformed multipart body: {e}"),
+                )
+            })?;
+            return Ok(data.to_vec());
+        }
+    }
+}

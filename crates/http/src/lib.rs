@@ -1,0 +1,334 @@
+//! HTTP adapter: one axum Router (built once per process around the shared [`Pipeline`]), served
+//! locally by `axum::serve` or inside AWS Lambda by `lambda_http::run`.
+
+mod demo;
+pub mod error;
+mod input;
+pub mod openapi;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ekyc_core::{Pipeline, Verdict};
+use error::{ApiError, ErrorKind};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// HTTP adapter settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to listen on when not running inside AWS Lambda.
+    pub host: String,
+    /// Port to listen on when not running inside AWS Lambda.
+    pub port: u16,
+    /// Largest accepted request body in bytes (raw; base64 JSON bodies may be 4/3 of this).
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS. Empty = CORS off. No wildcard, no credentials.
+    pub cors_origins: Vec<String>,
+    /// Verifications run at the same time (others wait their turn); 0 = the number of CPUs.
+    pub max_concurrency: usize,
+    /// Serve the demo page at / and /demo.
+    pub demo: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            max_body_bytes: 6 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            max_concurrency: 0,
+            demo: true,
+        }
+    }
+}
+
+/// True when running inside AWS Lambda (the runtime API address is set).
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.is_empty())
+}
+
+/// State shared by every request.
+pub struct AppState {
+    pub pipeline: Pipeline,
+    pub server: ServerConfig,
+    pub started: Instant,
+    /// At most `max_concurrency` verifications run at once (CPU-bound work; more only costs memory).
+    permits: tokio::sync::Semaphore,
+}
+
+/// Response of `POST /v1/liveness`: the verdict plus a request id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LivenessResponse {
+    /// Correlates the answer with the server logs (API Gateway's request id inside Lambda).
+    pub request_id: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// Response of `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// "ok" when the models are loaded (the server does not answer before that).
+    pub status: &'static str,
+    pub version: &'static str,
+    /// Where the models were loaded from.
+    pub model_source: String,
+    pub models: Vec<ekyc_core::ModelInfo>,
+    pub liveness_threshold: f32,
+    pub uptime_s: f64,
+}
+
+/// Build the router. `state` holds the loaded models; nothing is loaded per request.
+pub fn router(state: Arc<AppState>) -> Router {
+    let server = state.server.clone();
+    let mut routes = Router::new()
+        .route("/v1/liveness", post(liveness))
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi::serve));
+    if server.demo {
+        routes = routes.merge(demo::routes());
+    }
+    let mut app = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    if let Some(cors) = cors_layer(&server) {
+        app = app.layer(cors);
+    }
+    // REST API (v1) events carry the stage in the path (/Prod/v1/liveness); strip it before routing.
+    Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::map_request(strip_stage))
+}
+
+async fn strip_stage(mut req: Request) -> Request {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage else { return req };
+    let prefix = format!("/{stage}/");
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+        let pq = match req.uri().query() {
+            Some(q) => format!("/{rest}?{q}"),
+            None => format!("/{rest}"),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+fn cors_layer(cfg: &ServerConfig) -> Option<tower_http::cors::CorsLayer> {
+    let origins: Vec<HeaderValue> = cfg
+        .cors_origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty() && *o != "*")
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE])
+            .allow_credentials(false)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+async fn not_found(req: Request) -> ApiError {
+    drain(req).await;
+    ApiError::new(ErrorKind::NotFound, "no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    drain(req).await;
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "method not allowed on this endpoint",
+    )
+}
+
+/// Read (and drop) a request body, up to a bound, before answering an error: a client still
+/// uploading then gets the JSON answer instead of a reset connection.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
+}
+
+/// The request id: API Gateway's (inside Lambda), else the client's X-Request-Id, else a new UUID.
+fn request_id(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    if let Some(ctx) = req.request_context_ref() {
+        let id = match ctx {
+            RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
+            RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+            _ => None,
+        };
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            return id;
+        }
+    }
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/liveness",
+    params(("enable_checks" = Option<bool>, Query, description = "Run the quality gate first (default true). false: score liveness on the largest face.")),
+    request_body(description = "The selfie: multipart/form-data with field `file` (the prototype's contract), or a raw image/jpeg|png|webp body, or JSON {\"image\": \"<base64>\"}.",
+        content(
+            (input::MultipartUpload = "multipart/form-data"),
+            (Vec<u8> = "image/jpeg"),
+            (Vec<u8> = "image/png"),
+            (Vec<u8> = "image/webp"),
+            (input::Base64Image = "application/json"),
+        )),
+    responses(
+        (status = 200, description = "A verdict: LIVE, SPOOF, QUALITY_FAILED (with reasons) or NO_FACE", body = LivenessResponse),
+        (status = 400, description = "Malformed multipart, missing file, bad JSON/base64, bad query, empty image", body = error::ErrorBody),
+        (status = 413, description = "Body or image over the limits", body = error::ErrorBody),
+        (status = 415, description = "Unsupported content type or image format", body = error::ErrorBody),
+        (status = 422, description = "Truncated or corrupt image", body = error::ErrorBody),
+        (status = 500, description = "Server fault (no internals in the message)", body = error::ErrorBody),
+    )
+)]
+async fn liveness(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let t0 = Instant::now();
+    let id = request_id(&req);
+    let result = handle_liveness(state, req).await;
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => e.status(),
+    };
+    match result {
+        Ok(v) => {
+            tracing::info!(
+                request_id = %id,
+                http_status = 200,
+                verdict = ?v.status,
+                liveness_score = v.liveness_score,
+                reasons = ?v.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+                decode_ms = v.timings.decode_ms,
+                detect_ms = v.timings.detect_ms,
+                quality_ms = v.timings.quality_ms,
+                liveness_ms = v.timings.liveness_ms,
+                total_ms = t0.elapsed().as_secs_f64() * 1e3,
+                "verified"
+            );
+            let mut resp = Json(LivenessResponse {
+                request_id: id.clone(),
+                verdict: v,
+            })
+            .into_response();
+            set_request_id(resp.headers_mut(), &id);
+            resp
+        }
+        Err(e) => {
+            if let Some(detail) = &e.detail {
+                tracing::error!(request_id = %id, http_status = status.as_u16(), code = e.code(), error = %detail, "internal error");
+            } else {
+                tracing::info!(request_id = %id, http_status = status.as_u16(), code = e.code(), total_ms = t0.elapsed().as_secs_f64() * 1e3, "rejected");
+            }
+            let mut resp = e.with_request_id(&id).into_response();
+            set_request_id(resp.headers_mut(), &id);
+            resp
+        }
+    }
+}
+
+fn set_request_id(h: &mut HeaderMap, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert("x-request-id", v);
+    }
+}
+
+async fn handle_liveness(state: Arc<AppState>, req: Request) -> Result<Verdict, ApiError> {
+    // Read the (bounded) body before answering anything, so a client streaming a large upload gets
+    // the error instead of a reset connection.
+    let query = req.uri().query().map(str::to_string);
+    let limit = state.server.max_body_bytes;
+    let image = input::read_image(req, limit).await?;
+    let opts = input::parse_query(query.as_deref())?;
+    let _permit = state
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let st = state.clone();
+    let run = tokio::task::spawn_blocking(move || st.pipeline.run(&image, opts))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    run.map_err(|e| ApiError::from(&e))
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "Models are loaded", body = Health)))]
+async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let p = &state.pipeline;
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        model_source: p.origin().to_string(),
+        models: p.models().to_vec(),
+        liveness_threshold: p.config().decision.liveness_threshold,
+        uptime_s: state.started.elapsed().as_secs_f64(),
+    })
+}
+
+impl AppState {
+    /// Wrap a loaded pipeline (built once per process).
+    pub fn new(pipeline: Pipeline, server: ServerConfig) -> Arc<AppState> {
+        let n = match server.max_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Arc::new(AppState {
+            pipeline,
+            server,
+            started: Instant::now(),
+            permits: tokio::sync::Semaphore::new(n),
+        })
+    }
+}
+
+/// Serve: inside AWS Lambda via lambda_http, else on `host:port`.
+pub async fn serve(state: Arc<AppState>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let app = router(state.clone());
+    if in_lambda() {
+        tracing::info!("serving through the AWS Lambda runtime API");
+        return lambda_http::run(app)
+            .await
+            .map_err(|e| e as Box<dyn std::error::Error + Send + Sync>);
+    }
+    let s = &state.server;
+    let listener = tokio::net::TcpListener::bind((s.host.as_str(), s.port)).await?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! `models/manifest.toml`: what each model is, where it comes from, how to feed it, how to read it.
+
+use crate::ModelError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The parsed manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Manifest {
+    #[serde(rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Detector,
+    Liveness,
+}
+
+/// One model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub default: bool,
+    pub file: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub mirror_path: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub recipe: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+    pub input: InputSpec,
+    #[serde(default)]
+    pub detector: Option<DetectorSpec>,
+    #[serde(default)]
+    pub liveness: Option<LivenessSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Layout {
+    NCHW,
+    NHWC,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ColorOrder {
+    RGB,
+    BGR,
+}
+
+/// How to turn pixels into the model's input tensor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub color: ColorOrder,
+    /// Per channel, in the model's channel order, in 0..255 units: tensor = (pixel - mean) / std.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl InputSpec {
+    /// The input tensor's shape (batch 1, three channels) in this spec's layout.
+    pub fn tensor_shape(&self) -> [usize; 4] {
+        let (w, h) = (self.width as usize, self.height as usize);
+        match self.layout {
+            Layout::NCHW => [1, 3, h, w],
+            Layout::NHWC => [1, h, w, 3],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorLayer {
+    pub stride: u32,
+    pub per_cell: u32,
+}
+
+/// SSD-style (BlazeFace) detector head.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    pub anchors: Vec<AnchorLayer>,
+    pub min_score: f32,
+    pub nms_iou: f32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// N logits → softmax; the probability of class `live_index` is the live score.
+    Softmax,
+    /// One logit; sigmoid = probability of spoof; live score = 1 - p.
+    SigmoidSpoof,
+    /// One logit; sigmoid = probability of live.
+    SigmoidLive,
+}
+
+/// Liveness classifier on a face crop.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessSpec {
+    pub crop_scale: f32,
+    pub output: OutputKind,
+    #[serde(default)]
+    pub live_index: usize,
+    pub weight: f32,
+}
+
+impl Manifest {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Manifest, ModelError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ModelError::Manifest {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        m.validate(origin)?;
+        Ok(m)
+    }
+
+    pub fn load(path: &Path) -> Result<Manifest, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Manifest::from_toml(&text, &path.display().to_string())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ModelError> {
+        let bad = |message: String| ModelError::Manifest {
+            path: origin.to_string(),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for m in &self.models {
+            if !names.insert(m.name.as_str()) {
+                return Err(bad(format!("duplicate model name {}", m.name)));
+            }
+            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(format!(
+                    "model {}: sha256 must be 64 hex digits",
+                    m.name
+                )));
+            }
+            if m.file.contains('/') || m.file.contains("..") || m.file.is_empty() {
+                return Err(bad(format!(
+                    "model {}: file must be a plain file name",
+                    m.name
+                )));
+            }
+            if m.input.width == 0 || m.input.height == 0 || m.input.std.contains(&0.0) {
+                return Err(bad(format!(
+                    "model {}: input size and std must be non-zero",
+                    m.name
+                )));
+            }
+            match m.role {
+                Role::Detector => {
+                    let d = m.detector.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role detector needs [model.detector]",
+                            m.name
+                        ))
+                    })?;
+                    if d.anchors.is_empty()
+                        || d.anchors.iter().any(|a| a.stride == 0 || a.per_cell == 0)
+                    {
+                        return Err(bad(format!(
+                            "model {}: anchors must be non-empty and non-zero",
+                            m.name
+                        )));
+                    }
+                }
+                Role::Liveness => {
+                    let l = m.liveness.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role liveness needs [model.liveness]",
+                            m.name
+                        ))
+                    })?;
+                    if !(l.crop_scale.is_finite()
+                        && l.crop_scale > 0.0
+                        && l.weight.is_finite()
+                        && l.weight > 0.0)
+                    {
+                        return Err(bad(format!(
+                            "model {}: crop_scale and weight must be > 0",
+                            m.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The active models of a role: the named ones in the given order, or the manifest's defaults.
+    pub fn select(&self, role: Role, names: &[String]) -> Result<Vec<&ModelEntry>, ModelError> {
+        if names.is_empty() {
+            return Ok(self
+                .models
+                .iter()
+                .filter(|m| m.role == role && m.default)
+                .collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                let m = self.get(n).ok_or_else(|| ModelError::Unknown(n.clone()))?;
+                if m.role != role {
+                    return Err(ModelError::Manifest {
+                        path: "manifest".into(),
+                        message: format!("model {n} has role {:?}, not {role:?}", m.role),
+                    });
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+}
+
+/// Hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Check bytes against the manifest's sha256; `origin` names where they came from.
+pub fn verify_bytes(e: &ModelEntry, bytes: &[u8], origin: &str) -> Result<(), ModelError> {
+    let actual = sha256_hex(bytes);
+    if actual.eq_ignore_ascii_case(&e.sha256) {
+        Ok(())
+    } else {
+        Err(ModelError::HashMismatch {
+            name: e.name.clone(),
+            origin: format!("{origin}/{}", e.file),
+            expected: e.sha256.clone(),
+            actual,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(layout: Layout) -> InputSpec {
+        InputSpec {
+            width: 80,
+            height: 60,
+            layout,
+            color: ColorOrder::RGB,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    #[test]
+    fn tensor_shape_follows_layout() {
+        assert_eq!(spec(Layout::NCHW).tensor_shape(), [1, 3, 60, 80]);
+        assert_eq!(spec(Layout::NHWC).tensor_shape(), [1, 60, 80, 3]);
+    }
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn manifest_rejects_path_like_file_names() {
+        let text = r#"
+[[model]]
+name = "m"
+role = "liveness"
+file = "../m.onnx"
+sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+input = { width = 80, height = 80, layout = "NCHW", color = "BGR", mean = [0.0, 0.0, 0.0], std = [1.0, 1.0, 1.0] }
+liveness = { crop_scale = 2.7, output = "softmax", live_index = 1, weight = 1.0 }
+"#;
+        let err = Manifest::from_toml(text, "test").unwrap_err();
+        assert_eq!(err.code(), "MODEL_MANIFEST");
+        assert!(Manifest::from_toml(&text.replace("../m.onnx", "m.onnx"), "test").is_ok());
+    }
+}

@@ -1,0 +1,281 @@
+//! The one place the binaries read flags and environment variables (clap `env`): each group below
+//! fills the plain configuration struct of the crate that owns it. Binaries that take no flags (the
+//! Lambda entry points) call [`Settings::from_env`]; the CLI flattens [`Settings`] into its
+//! subcommands, so flags override the environment, which overrides the defaults.
+//!
+//! The quality-gate settings are generated from the gate's table (`ekyc_core::quality::LIMITS`):
+//! one flag and one variable per row.
+
+use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser};
+use ekyc_aws::{ModelLocation, S3Config};
+use ekyc_core::quality::{QualityLimits, LIMITS};
+use ekyc_core::{Decision, Limits, ModelSelection, PipelineConfig};
+use ekyc_http::ServerConfig;
+use std::path::PathBuf;
+
+/// All settings of the pipeline and its adapters.
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub quality: QualityArgs,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Where models come from and which ones are active.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Directory holding manifest.toml and the provisioned model files.
+    #[arg(long, env = "EKYC_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Offline mirror laid out like ../shared/models (`<mirror>/<mirror_path>`), tried by `models fetch`.
+    #[arg(long, env = "EKYC_MODEL_MIRROR")]
+    pub model_mirror: Option<PathBuf>,
+    /// Liveness models to use (comma-separated manifest names); default: the manifest's default set.
+    #[arg(long, env = "EKYC_LIVENESS_MODELS", value_delimiter = ',')]
+    pub liveness_models: Vec<String>,
+    /// Face detectors to use, tried in order until one finds a face; default: the manifest's default set.
+    #[arg(long, env = "EKYC_DETECTORS", value_delimiter = ',')]
+    pub detectors: Vec<String>,
+    /// S3 bucket holding manifest.toml and the models (loaded into memory at start-up instead of models_dir).
+    #[arg(long, env = "EKYC_MODEL_BUCKET")]
+    pub model_bucket: Option<String>,
+    /// Key prefix of the models in EKYC_MODEL_BUCKET (e.g. "models/").
+    #[arg(long, env = "EKYC_MODEL_PREFIX", default_value = "")]
+    pub model_prefix: String,
+}
+
+/// Input limits, checked before any pixel is allocated.
+#[derive(Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Largest accepted encoded image, in bytes.
+    #[arg(long, env = "EKYC_MAX_IMAGE_BYTES", default_value_t = Limits::default().max_image_bytes)]
+    pub max_image_bytes: usize,
+    /// Largest accepted width or height, in pixels.
+    #[arg(long, env = "EKYC_MAX_IMAGE_SIDE", default_value_t = Limits::default().max_image_side)]
+    pub max_image_side: u32,
+    /// Largest accepted width x height.
+    #[arg(long, env = "EKYC_MAX_IMAGE_PIXELS", default_value_t = Limits::default().max_image_pixels)]
+    pub max_image_pixels: u64,
+    /// JPEGs at least twice this size (long side) are decoded at a reduced DCT scale (1/2, 1/4, 1/8)
+    /// keeping the long side at least this large: a 12-MP photo costs little more than a small one.
+    #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = Limits::default().decode_max_side)]
+    pub decode_max_side: u32,
+}
+
+/// The liveness decision.
+#[derive(Args, Clone, Debug)]
+pub struct DecisionArgs {
+    /// Liveness decision threshold: `is_live = liveness_score >= threshold`.
+    #[arg(long, env = "EKYC_LIVENESS_THRESHOLD", default_value_t = Decision::default().liveness_threshold)]
+    pub liveness_threshold: f32,
+    /// Run the liveness models of the ensemble on parallel threads (lower latency when a second
+    /// core is free; same CPU time).
+    #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub parallel_liveness: bool,
+}
+
+/// HTTP adapter settings.
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on when not running inside AWS Lambda.
+    #[arg(long, env = "EKYC_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on when not running inside AWS Lambda.
+    #[arg(long, env = "EKYC_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Largest accepted request body in bytes (raw; base64 JSON bodies may be 4/3 of this).
+    #[arg(long, env = "EKYC_MAX_BODY_BYTES", default_value_t = ServerConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS (comma-separated). Empty = CORS off. No wildcard, no credentials.
+    #[arg(long, env = "EKYC_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Verifications run at the same time (others wait their turn); 0 = the number of CPUs. Bounds
+    /// memory and keeps latency predictable under overload.
+    #[arg(long, env = "EKYC_MAX_CONCURRENCY", default_value_t = 0)]
+    pub max_concurrency: usize,
+    /// Serve the demo page at / and /demo.
+    #[arg(long, env = "EKYC_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo: bool,
+}
+
+/// S3 upload-trigger settings.
+#[derive(Args, Clone, Debug)]
+pub struct S3Args {
+    /// Key prefix of uploaded images that the trigger processes.
+    #[arg(long, env = "EKYC_UPLOADS_PREFIX", default_value = "uploads/")]
+    pub uploads_prefix: String,
+    /// Key prefix under which verdict JSON files are written (`<results>/<original key>.json`).
+    #[arg(long, env = "EKYC_RESULTS_PREFIX", default_value = "results/")]
+    pub results_prefix: String,
+}
+
+/// The quality-gate limits: one flag (`--min-face-brightness`) and one variable
+/// (`EKYC_MIN_FACE_BRIGHTNESS`) per row of the gate's table.
+#[derive(Clone, Debug, Default)]
+pub struct QualityArgs(pub QualityLimits);
+
+impl Args for QualityArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        LIMITS.iter().fold(cmd, |cmd, d| {
+            cmd.arg(
+                Arg::new(d.key)
+                    .long(d.key.replace('_', "-"))
+                    .env(d.env)
+                    .value_parser(clap::value_parser!(f32))
+                    .default_value(d.default.to_string())
+                    .help(d.doc),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for QualityArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut q = QualityLimits::default();
+        for d in &LIMITS {
+            if let Some(v) = m.get_one::<f32>(d.key) {
+                q.set(d.limit, *v);
+            }
+        }
+        Ok(QualityArgs(q))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct EnvOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// Read the settings from the environment only (for binaries without flags).
+    pub fn from_env() -> Result<Settings, clap::Error> {
+        EnvOnly::try_parse_from(std::iter::empty::<String>()).map(|e| e.settings)
+    }
+
+    /// The core's configuration.
+    pub fn pipeline(&self) -> PipelineConfig {
+        let l = &self.limits;
+        PipelineConfig {
+            limits: Limits {
+                max_image_bytes: l.max_image_bytes,
+                max_image_side: l.max_image_side,
+                max_image_pixels: l.max_image_pixels,
+                decode_max_side: l.decode_max_side,
+            },
+            quality: self.quality.0.clone(),
+            decision: Decision {
+                liveness_threshold: self.decision.liveness_threshold,
+                parallel_liveness: self.decision.parallel_liveness,
+            },
+        }
+    }
+
+    /// Which models are active.
+    pub fn selection(&self) -> ModelSelection {
+        ModelSelection {
+            detectors: self.models.detectors.clone(),
+            liveness: self.models.liveness_models.clone(),
+        }
+    }
+
+    /// Where the models are loaded from.
+    pub fn location(&self) -> ModelLocation {
+        ModelLocation {
+            models_dir: self.models.models_dir.clone(),
+            bucket: self.models.model_bucket.clone().filter(|b| !b.is_empty()),
+            prefix: self.models.model_prefix.clone(),
+        }
+    }
+
+    /// The HTTP adapter's configuration.
+    pub fn server(&self) -> ServerConfig {
+        let s = &self.server;
+        ServerConfig {
+            host: s.host.clone(),
+            port: s.port,
+            max_body_bytes: s.max_body_bytes,
+            cors_origins: s.cors_origins.clone(),
+            max_concurrency: s.max_concurrency,
+            demo: s.demo,
+        }
+    }
+
+    /// The S3 trigger's configuration.
+    pub fn s3(&self) -> S3Config {
+        S3Config {
+            uploads_prefix: self.s3.uploads_prefix.clone(),
+            results_prefix: self.s3.results_prefix.clone(),
+        }
+    }
+
+    /// Load the pipeline these settings describe (S3 bucket, directory or embedded models).
+    pub async fn load_pipeline(&self) -> Result<ekyc_core::Pipeline, ekyc_aws::LoadError> {
+        ekyc_aws::load_pipeline(&self.location(), &self.selection(), self.pipeline()).await
+    }
+
+    /// Load the pipeline from the models directory (or embedded models), blocking.
+    pub fn load_local_pipeline(&self) -> Result<ekyc_core::Pipeline, ekyc_core::ModelError> {
+        let files = ekyc_models::source::dir_or_embedded(&self.models.models_dir)?;
+        let registry = ekyc_core::Registry::load(files.as_ref(), &self.selection())?;
+        Ok(ekyc_core::Pipeline::new(registry, self.pipeline()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_equal_the_crates_defaults() {
+        let s = EnvOnly::try_parse_from(std::iter::empty::<String>())
+            .map(|e| e.settings)
+            .expect("defaults parse");
+        // (Only meaningful without EKYC_* overrides in the environment; the test runner sets none.)
+        if std::env::vars().any(|(k, _)| k.starts_with("EKYC_MIN") || k.starts_with("EKYC_MAX")) {
+            return;
+        }
+        assert_eq!(s.pipeline().quality, QualityLimits::default());
+        assert_eq!(s.pipeline().limits, Limits::default());
+        assert_eq!(s.server(), ServerConfig::default());
+        assert_eq!(s.s3(), S3Config::default());
+    }
+
+    #[test]
+    fn every_quality_limit_is_a_flag() {
+        let s = EnvOnly::try_parse_from(["--min-face-brightness", "12.5", "--max-yaw", "0.2"])
+            .expect("flags parse")
+            .settings;
+        use ekyc_core::quality::Limit;
+        assert_eq!(s.quality.0.get(Limit::MinFaceBrightness), 12.5);
+        assert_eq!(s.quality.0.get(Limit::MaxYaw), 0.2);
+        let help = {
+            use clap::CommandFactory;
+            EnvOnly::command().render_long_help().to_string()
+        };
+        for d in &LIMITS {
+            let flag = format!("--{}", d.key.replace('_', "-"));
+            assert!(help.contains(&flag), "{flag} missing from --help");
+            assert!(help.contains(d.env), "{} missing from --help", d.env);
+        }
+    }
+}
