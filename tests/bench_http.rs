@@ -14,6 +14,9 @@ fn free_port() -> u16 {
 
 #[test]
 fn bench_http_measures_our_server() {
+    if !common::models_present() {
+        return;
+    }
     let exe = env!("CARGO_BIN_EXE_ekyc");
     let port = free_port();
     let dir = tempfile::tempdir().expect("tmp");
@@ -33,7 +36,7 @@ fn bench_http_measures_our_server() {
             "--image",
             &face("live/minivision_image_T1.jpg").display().to_string(),
             "--image",
-            &face("live/facerec_obama.jpg").display().to_string(),
+            &face(common::LIVE).display().to_string(),
             "--requests",
             "20",
             "--clients",

@@ -2,12 +2,12 @@
 
 mod common;
 
-use common::{config, png_header, read};
-use ekyc_liveness::decode::decode;
-use ekyc_liveness::DecodeError;
+use common::{png_header, read, settings};
+use ekyc_core::decode::decode;
+use ekyc_core::DecodeError;
 
 fn code(bytes: &[u8]) -> &'static str {
-    match decode(bytes, &config().limits) {
+    match decode(bytes, &settings().pipeline().limits) {
         Ok(_) => "OK",
         Err(e) => e.code(),
     }
@@ -26,7 +26,7 @@ fn bad_inputs_get_typed_errors() {
         "UNSUPPORTED_FORMAT"
     );
 
-    let jpeg = read("live/facerec_obama.jpg");
+    let jpeg = read(common::LIVE);
     assert_eq!(code(&jpeg), "OK");
     assert_eq!(code(&jpeg[..jpeg.len() / 2]), "TRUNCATED_IMAGE");
     assert_eq!(code(&jpeg[..400]), "TRUNCATED_IMAGE");
@@ -43,7 +43,8 @@ fn bad_inputs_get_typed_errors() {
 #[test]
 fn huge_headers_are_rejected_before_allocation() {
     // 100000 x 100000 would need 30 GB; rejected from the header alone.
-    let e = decode(&png_header(100_000, 100_000), &config().limits).expect_err("must reject");
+    let e = decode(&png_header(100_000, 100_000), &settings().pipeline().limits)
+        .expect_err("must reject");
     assert!(
         matches!(
             e,
@@ -56,18 +57,19 @@ fn huge_headers_are_rejected_before_allocation() {
         "{e:?}"
     );
     // Within the side limit but over the pixel limit (9000 x 9000 = 81 MP > 50 MP).
-    let e = decode(&png_header(9_000, 9_000), &config().limits).expect_err("must reject");
+    let e =
+        decode(&png_header(9_000, 9_000), &settings().pipeline().limits).expect_err("must reject");
     assert_eq!(e.code(), "IMAGE_TOO_LARGE");
     // Byte limit.
-    let mut limits = config().limits;
+    let mut limits = settings().pipeline().limits;
     limits.max_image_bytes = 1000;
-    let e = decode(&read("live/facerec_obama.jpg"), &limits).expect_err("must reject");
+    let e = decode(&read(common::LIVE), &limits).expect_err("must reject");
     assert!(matches!(e, DecodeError::TooManyBytes { limit: 1000, .. }));
     // Side limit applies to real images too.
-    let mut limits = config().limits;
+    let mut limits = settings().pipeline().limits;
     limits.max_image_side = 500;
     assert_eq!(
-        decode(&read("live/facerec_obama.jpg"), &limits)
+        decode(&read(common::LIVE), &limits)
             .expect_err("side")
             .code(),
         "IMAGE_TOO_LARGE"
@@ -81,7 +83,7 @@ fn exif_orientation_is_applied() {
         "spoof/minivision_image_F1.jpg",
         "spoof/minivision_image_F2.jpg",
     ] {
-        let d = decode(&read(rel), &config().limits).expect("decode");
+        let d = decode(&read(rel), &settings().pipeline().limits).expect("decode");
         assert_eq!(d.info.exif_orientation, 6, "{rel}");
         assert_eq!(
             d.image.dimensions(),
@@ -90,7 +92,7 @@ fn exif_orientation_is_applied() {
         );
         assert_eq!((d.info.width, d.info.height), (480, 640));
     }
-    let d = decode(&read("live/facerec_obama.jpg"), &config().limits).expect("decode");
+    let d = decode(&read(common::LIVE), &settings().pipeline().limits).expect("decode");
     assert_eq!(
         (d.info.exif_orientation, d.info.decode_scale, d.info.format),
         (1, 1, "jpeg")

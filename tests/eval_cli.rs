@@ -40,6 +40,9 @@ fn decode_png(path: &Path) -> (u32, u32) {
 
 #[test]
 fn eval_writes_every_output() {
+    if !common::models_present() {
+        return;
+    }
     let n_live = images_in("live").len();
     let n_spoof = images_in("spoof").len();
     assert!(
@@ -129,6 +132,9 @@ fn eval_writes_every_output() {
 
 #[test]
 fn eval_types_attacks_by_folder_and_lists_bad_files() {
+    if !common::models_present() {
+        return;
+    }
     let spoof = tempfile::tempdir().expect("tempdir");
     let spoofs = images_in("spoof");
     let (a, b) = (&spoofs[0], &spoofs[1]);
@@ -182,6 +188,9 @@ fn eval_types_attacks_by_folder_and_lists_bad_files() {
 
 #[test]
 fn calibrate_prints_the_threshold_line() {
+    if !common::models_present() {
+        return;
+    }
     let env = tempfile::tempdir().expect("tempdir");
     let env_file = env.path().join("ekyc.env");
     std::fs::write(&env_file, "EKYC_PORT=8080\nEKYC_LIVENESS_THRESHOLD=0.5\n").expect("write");
@@ -214,6 +223,9 @@ fn calibrate_prints_the_threshold_line() {
 
 #[test]
 fn calibrate_quality_prints_every_metric() {
+    if !common::models_present() {
+        return;
+    }
     let stdout = ok(&ekyc(&["calibrate-quality", "--live", &dir("live")]));
     for metric in [
         "face_brightness",

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{config, png_header, read};
-use ekyc_liveness::http::{load_state, router};
+use common::{png_header, read, settings, LIVE};
+use ekyc_http::router;
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -25,10 +25,10 @@ fn small_server() -> &'static str {
 
 fn start(max_body_bytes: usize) -> String {
     {
-        let mut c = config();
+        let mut c = settings();
         c.server.max_body_bytes = max_body_bytes;
         c.server.cors_origins = vec!["https://app.example.com".into()];
-        let state = load_state(c).expect("models");
+        let state = common::app_state(&c).expect("models");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -92,7 +92,10 @@ fn b64(data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn multipart_raw_and_base64_give_the_right_verdicts() {
-    let live = read("live/facerec_obama.jpg");
+    if !common::models_present() {
+        return;
+    }
+    let live = read(LIVE);
     let (s, v) = post("/v1/liveness", Some(&mp_type()), &multipart("file", &live));
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "LIVE");
@@ -123,11 +126,7 @@ fn multipart_raw_and_base64_give_the_right_verdicts() {
     assert_eq!((s, v["status"].as_str()), (200, Some("LIVE")), "{v}");
 
     // A quality failure is a 200 with reasons, as in the prototype.
-    let (s, v) = post(
-        "/v1/liveness",
-        Some("image/jpeg"),
-        &read("other/facerec_two_people.jpg"),
-    );
+    let (s, v) = post("/v1/liveness", Some("image/jpeg"), &common::two_faces_png());
     assert_eq!(
         (s, v["status"].as_str()),
         (200, Some("QUALITY_FAILED")),
@@ -140,7 +139,7 @@ fn multipart_raw_and_base64_give_the_right_verdicts() {
     let (s, v) = post(
         "/v1/liveness?enable_checks=false",
         Some("image/jpeg"),
-        &read("other/facerec_two_people.jpg"),
+        &common::two_faces_png(),
     );
     assert_eq!(s, 200);
     assert!(
@@ -159,7 +158,10 @@ fn multipart_raw_and_base64_give_the_right_verdicts() {
 
 #[test]
 fn every_bad_input_class_gets_its_status_and_code() {
-    let live = read("live/facerec_obama.jpg");
+    if !common::models_present() {
+        return;
+    }
+    let live = read(LIVE);
     // (what, path, content type, body, status, code)
     type Case = (
         &'static str,
@@ -345,6 +347,9 @@ fn corrupt_jpeg() -> Vec<u8> {
 
 #[test]
 fn health_and_openapi() {
+    if !common::models_present() {
+        return;
+    }
     let v: Value = agent()
         .get(&format!("{}/health", server()))
         .call()
@@ -401,11 +406,7 @@ fn health_and_openapi() {
         "{schemas}"
     );
     let props = schemas["Verdict"]["properties"].as_object().expect("props");
-    let (_, sample) = post(
-        "/v1/liveness",
-        Some("image/jpeg"),
-        &read("live/facerec_obama.jpg"),
-    );
+    let (_, sample) = post("/v1/liveness", Some("image/jpeg"), &read(LIVE));
     for k in sample
         .as_object()
         .expect("obj")
@@ -418,6 +419,9 @@ fn health_and_openapi() {
 
 #[test]
 fn cors_allows_only_the_configured_origins() {
+    if !common::models_present() {
+        return;
+    }
     let ok = agent()
         .request("OPTIONS", &format!("{}/v1/liveness", server()))
         .set("Origin", "https://app.example.com")
@@ -435,4 +439,50 @@ fn cors_allows_only_the_configured_origins() {
         .call()
         .expect("health");
     assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+/// The demo page is served at / and /demo when on, and those paths are JSON 404s when off.
+#[test]
+fn demo_page_on_and_off() {
+    if !common::models_present() {
+        return;
+    }
+    for demo in [true, false] {
+        let mut c = settings();
+        c.server.demo = demo;
+        let state = common::app_state(&c).expect("models");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            use tower::ServiceExt;
+            for path in ["/", "/demo"] {
+                let req = axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .expect("request");
+                let resp = router(state.clone()).oneshot(req).await.expect("response");
+                let status = resp.status().as_u16();
+                let ctype = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let csp = resp.headers().get("content-security-policy").is_some();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .expect("body");
+                let body = String::from_utf8_lossy(&body);
+                if demo {
+                    assert_eq!(status, 200, "{path}");
+                    assert_eq!(ctype, "text/html; charset=utf-8");
+                    assert!(csp, "{path}: CSP header");
+                    assert!(body.starts_with("<!doctype html>"), "{path}");
+                } else {
+                    assert_eq!(status, 404, "{path}");
+                    assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
+                    let v: Value = serde_json::from_str(&body).expect("JSON");
+                    assert_eq!(v["error"]["code"], "NOT_FOUND", "{body}");
+                }
+            }
+        });
+    }
 }

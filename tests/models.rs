@@ -2,17 +2,28 @@
 
 mod common;
 
-use common::{config, read, repo};
-use ekyc_liveness::models::manifest::Manifest;
-use ekyc_liveness::models::provision::{self, Origin};
-use ekyc_liveness::models::Registry;
-use ekyc_liveness::{CheckOptions, ModelError, Pipeline};
+use common::{read, repo, settings, LIVE};
+use ekyc_core::{CheckOptions, ModelError, ModelSelection, Registry};
+use ekyc_models::manifest::Manifest;
+use ekyc_models::provision::{self, Origin};
 use std::path::{Path, PathBuf};
 
-fn mirror() -> PathBuf {
-    std::env::var_os("EKYC_MODEL_MIRROR")
+/// The offline model mirror ($EKYC_MODEL_MIRROR or ../shared/models); tests that provision from
+/// it skip without it.
+fn mirror_or_skip() -> Option<PathBuf> {
+    let m = std::env::var_os("EKYC_MODEL_MIRROR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/models"))
+        .unwrap_or_else(|| repo().join("../shared/models"));
+    if m.is_dir() {
+        Some(m)
+    } else {
+        common::skip("the offline model mirror (../shared/models or EKYC_MODEL_MIRROR)");
+        None
+    }
+}
+
+fn mirror() -> PathBuf {
+    mirror_or_skip().expect("mirror (checked at the start of the test)")
 }
 
 /// A fresh models directory holding only the repository's manifest (optionally edited).
@@ -30,14 +41,19 @@ fn fetch(dir: &Path, all: bool) -> Result<Vec<(String, Origin)>, ModelError> {
 }
 
 fn load(dir: &Path, liveness: &[&str]) -> Result<Registry, ModelError> {
-    let mut c = config();
-    c.models.models_dir = dir.to_path_buf();
-    c.models.liveness_models = liveness.iter().map(|s| s.to_string()).collect();
-    Registry::load(&c.models)
+    let files = ekyc_models::DirFiles::open(dir)?;
+    let selection = ModelSelection {
+        detectors: Vec::new(),
+        liveness: liveness.iter().map(|s| s.to_string()).collect(),
+    };
+    Registry::load(&files, &selection)
 }
 
 #[test]
 fn provisions_from_the_mirror_then_finds_files_present() {
+    if mirror_or_skip().is_none() {
+        return;
+    }
     let dir = models_dir(|m| m);
     let got = fetch(dir.path(), false).expect("fetch");
     assert_eq!(got.len(), 4);
@@ -81,6 +97,9 @@ fn missing_model_is_a_clear_error_naming_it() {
 
 #[test]
 fn tampered_models_fail_with_the_hash_error() {
+    if mirror_or_skip().is_none() {
+        return;
+    }
     let dir = models_dir(|m| m);
     fetch(dir.path(), false).expect("fetch");
     let path = dir.path().join("MiniFASNetV1SE.onnx");
@@ -126,6 +145,9 @@ fn tampered_models_fail_with_the_hash_error() {
 
 #[test]
 fn io_that_does_not_match_the_manifest_fails_at_load() {
+    if mirror_or_skip().is_none() {
+        return;
+    }
     // MiniFASNetV2 takes 80x80; a manifest claiming 96x96 must not load.
     let dir = models_dir(|m| {
         let i = m.find("name = \"MiniFASNetV2\"").expect("entry");
@@ -174,15 +196,16 @@ fn io_that_does_not_match_the_manifest_fails_at_load() {
 /// manifest entry alone.
 #[test]
 fn seed_format_model_plugs_in_by_manifest() {
+    if mirror_or_skip().is_none() {
+        return;
+    }
     let dir = models_dir(|m| m);
     fetch(dir.path(), true).expect("fetch all");
-    let mut c = config();
+    let mut c = settings();
     c.models.models_dir = dir.path().to_path_buf();
     c.models.liveness_models = vec!["mnv3_seed_standin".into()];
-    let p = Pipeline::load(c).expect("load stand-in");
-    let v = p
-        .run(&read("live/facerec_obama.jpg"), CheckOptions::default())
-        .expect("run");
+    let p = c.load_local_pipeline().expect("load stand-in");
+    let v = p.run(&read(LIVE), CheckOptions::default()).expect("run");
     assert_eq!(v.scores.len(), 1);
     assert_eq!(v.scores[0].model, "mnv3_seed_standin");
     let s = v.liveness_score.expect("score");
@@ -192,14 +215,22 @@ fn seed_format_model_plugs_in_by_manifest() {
 
 #[test]
 fn unknown_model_names_are_rejected() {
-    let mut c = config();
-    c.models.liveness_models = vec!["NoSuchModel".into()];
-    assert!(matches!(Registry::load(&c.models), Err(ModelError::Unknown(n)) if n == "NoSuchModel"));
+    let files = ekyc_models::DirFiles::open(repo().join("models")).expect("manifest");
+    let selection = ModelSelection {
+        detectors: Vec::new(),
+        liveness: vec!["NoSuchModel".into()],
+    };
+    assert!(
+        matches!(Registry::load(&files, &selection), Err(ModelError::Unknown(n)) if n == "NoSuchModel")
+    );
 }
 
 /// The load-time PReLU → max(x, slope·x) pass applies to MiniFASNet and changes no output.
 #[test]
 fn prelu_rewrite_is_exact_on_minifasnet() {
+    if !common::models_present() {
+        return;
+    }
     use tract_onnx::prelude::*;
     let path = repo().join("models/MiniFASNetV2.onnx");
     let typed = tract_onnx::onnx()
@@ -209,7 +240,9 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
         .and_then(|m| m.into_decluttered())
         .expect("load");
     let mut rewritten = typed.clone();
-    let n = ekyc_liveness::models::prelu_to_max(&mut rewritten).expect("pass");
+    let n = ekyc_models::passes::PreluToMax
+        .rewrite(&mut rewritten)
+        .expect("pass");
     assert!(n >= 10, "MiniFASNetV2 has many PReLUs; rewrote {n}");
     let run = |m: TypedModel| {
         let plan = m
@@ -226,7 +259,7 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
             .collect();
         let t = Tensor::from_shape(&[1, 3, 80, 80], &data).expect("tensor");
         let out = plan.run(tvec!(t.into())).expect("run");
-        ekyc_liveness::models::Plan::output_f32(&out, 0)
+        ekyc_models::plan::output_f32(&out, 0)
             .expect("f32")
             .to_vec()
     };
@@ -241,9 +274,9 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
 
 /// Verdicts of every live/ and spoof/ image with the models in `dir`.
 fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {
-    let mut c = config();
+    let mut c = settings();
     c.models.models_dir = dir.to_path_buf();
-    let p = Pipeline::load(c).expect("load");
+    let p = c.load_local_pipeline().expect("load");
     let mut out = Vec::new();
     for img in common::images_in("live")
         .into_iter()
@@ -259,7 +292,7 @@ fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {
 /// Names of the models whose plans came from the plan cache.
 fn cached(dir: &Path) -> Vec<String> {
     let reg = load(dir, &[]).expect("load");
-    reg.models
+    reg.models()
         .iter()
         .filter(|m| m.from_plan_cache)
         .map(|m| m.name.clone())
@@ -270,7 +303,10 @@ fn cached(dir: &Path) -> Vec<String> {
 /// ignored (plans built from the ONNX), never trusted.
 #[test]
 fn plan_cache_is_exact_and_never_trusted_when_damaged() {
-    use ekyc_liveness::models::plan_cache;
+    if mirror_or_skip().is_none() {
+        return;
+    }
+    use ekyc_models::plan_cache;
     let dir = models_dir(|m| m);
     fetch(dir.path(), false).expect("fetch");
     let from_onnx = scores_of(dir.path());
@@ -318,7 +354,7 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
     std::fs::copy(seed_cache.with_extension("tar.sha256"), &v1se_sidecar).expect("copy");
     let tar = plan_cache::read(dir.path(), v1se).expect("sidecar matches the swapped file");
     assert!(matches!(
-        ekyc_liveness::models::Plan::from_cached(v1se, &tar),
+        ekyc_models::PassedModel::from_nnef(v1se, &tar),
         Err(ModelError::IoMismatch { .. })
     ));
     assert_eq!(cached(dir.path()), ["blazeface_short"]);
@@ -339,7 +375,7 @@ fn plan_cache_version_matches_cargo_lock() {
     let lock = std::fs::read_to_string(repo().join("Cargo.lock")).expect("Cargo.lock");
     let want = format!(
         "name = \"tract-core\"\nversion = \"{}\"",
-        ekyc_liveness::models::plan_cache::TRACT_VERSION
+        ekyc_models::plan_cache::TRACT_VERSION
     );
     assert!(lock.contains(&want), "Cargo.lock does not pin {want}");
 }

@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{config, images_in, pipeline, read};
-use ekyc_liveness::quality::ReasonCode;
-use ekyc_liveness::{CheckOptions, Pipeline, Status, Verdict};
+use common::{has, images_in, p, pipeline, read, settings, LIVE};
+use ekyc_core::quality::ReasonCode;
+use ekyc_core::{CheckOptions, Status, Verdict};
 use image::{DynamicImage, ImageFormat, RgbImage};
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -17,8 +17,7 @@ const NO_CHECKS: CheckOptions = CheckOptions {
 };
 
 fn run(rel: &str, opts: CheckOptions) -> Verdict {
-    pipeline()
-        .run(&read(rel), opts)
+    p().run(&read(rel), opts)
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
@@ -35,7 +34,7 @@ fn encode(img: &RgbImage, fmt: ImageFormat) -> Vec<u8> {
 }
 
 fn decoded(rel: &str) -> RgbImage {
-    ekyc_liveness::decode::decode(&read(rel), &config().limits)
+    ekyc_core::decode::decode(&read(rel), &settings().pipeline().limits)
         .expect("decode")
         .image
 }
@@ -45,6 +44,9 @@ fn decoded(rel: &str) -> RgbImage {
 /// 1e-4 also shows that no speed change — PReLU rewrite, parallel ensemble — moved a score).
 #[test]
 fn scores_match_independent_reference() {
+    if pipeline().is_none() {
+        return;
+    }
     let path = common::repo().join("tests/fixtures/reference_scores.json");
     let text = std::fs::read_to_string(&path).expect("reference fixture");
     let fixture: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
@@ -57,12 +59,23 @@ fn scores_match_independent_reference() {
         .iter()
         .map(|i| i["path"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(
-        covered, expected,
-        "fixture must cover every live/ and spoof/ image"
-    );
+    // Every available live/ and spoof/ image has a reference (all of them where ../shared exists).
+    if common::shared().is_some() {
+        assert_eq!(
+            covered, expected,
+            "fixture must cover every live/ and spoof/ image"
+        );
+    } else {
+        assert!(
+            expected.is_subset(&covered),
+            "fixture must cover every vendored image"
+        );
+    }
     for img in images {
         let rel = img["path"].as_str().expect("path");
+        if !has(rel) {
+            continue;
+        }
         let v = run(rel, NO_CHECKS);
         let face = v.face.as_ref().unwrap_or_else(|| panic!("{rel}: no face"));
         let b = img["faces"][0]["box"].as_array().expect("box");
@@ -95,6 +108,9 @@ fn scores_match_independent_reference() {
 /// Every bona fide capture passes the quality gate with the default thresholds.
 #[test]
 fn every_live_image_passes_the_gate() {
+    if pipeline().is_none() {
+        return;
+    }
     for rel in images_in("live") {
         let v = run(&rel, CHECKS);
         assert!(
@@ -115,6 +131,9 @@ fn every_live_image_passes_the_gate() {
 /// each image). Cases the gate cannot see are listed with an empty set and why.
 #[test]
 fn quality_cases_fail_with_the_right_reasons() {
+    if pipeline().is_none() {
+        return;
+    }
     let table: &[(&str, Status, &[&str])] = &[
         (
             "other/facerec_two_people.jpg",
@@ -179,8 +198,18 @@ fn quality_cases_fail_with_the_right_reasons() {
     ];
     let listed: BTreeSet<String> = table.iter().map(|t| t.0.to_string()).collect();
     let all: BTreeSet<String> = images_in("other").into_iter().collect();
-    assert_eq!(listed, all, "every image in other/ needs an expectation");
+    assert!(
+        all.is_subset(&listed),
+        "every image in other/ needs an expectation: {:?}",
+        all.difference(&listed).collect::<Vec<_>>()
+    );
+    if common::shared().is_some() {
+        assert_eq!(listed, all, "every expectation needs its image");
+    }
     for (rel, status, want) in table {
+        if !has(rel) {
+            continue;
+        }
         let v = run(rel, CHECKS);
         let want: BTreeSet<&str> = want.iter().copied().collect();
         assert_eq!(codes(&v), want, "{rel}: reasons");
@@ -207,6 +236,9 @@ fn quality_cases_fail_with_the_right_reasons() {
 /// Boxes and keypoints sit on the faces (positions read off the images by hand).
 #[test]
 fn detections_sit_on_the_faces() {
+    if pipeline().is_none() {
+        return;
+    }
     // Eileen Collins, 512x512: face roughly x 179..272, y 81..174; right eye (image left) ~ (205,100).
     let v = run("live/skimage_astronaut.jpg", CHECKS);
     let f = v.face.expect("face");
@@ -252,18 +284,24 @@ fn detections_sit_on_the_faces() {
     );
 
     // Two people side by side: two faces, both about the same size, one on each half.
-    let d = ekyc_liveness::decode::decode(&read("other/facerec_two_people.jpg"), &config().limits)
-        .expect("decode");
-    let (faces, _) = pipeline().detect(&d).expect("detect");
+    let two = common::two_faces_png();
+    let d = ekyc_core::decode::decode(&two, &settings().pipeline().limits).expect("decode");
+    let faces = p().detect(&d).expect("detect").faces;
     assert_eq!(faces.len(), 2);
+    let half = d.image.width() as f32 / 2.0;
     let mut xs: Vec<f32> = faces.iter().map(|f| f.bbox.center().x).collect();
     xs.sort_by(f32::total_cmp);
     assert!(
-        xs[0] < 563.0 && xs[1] > 563.0,
-        "one face per half of the 1126-px-wide image: {xs:?}"
+        xs[0] < half && xs[1] > half,
+        "one face per half of the image: {xs:?}"
     );
+    let (a, b) = (faces[0].bbox.area(), faces[1].bbox.area());
+    assert!(a.min(b) / a.max(b) > 0.5, "similar sizes: {a} vs {b}");
 
     // A small passport photo is missed by the short-range model and found by the full-range fallback.
+    if !has("id/passporteye_100_pass-bdr.jpg") {
+        return;
+    }
     let v = run("id/passporteye_100_pass-bdr.jpg", NO_CHECKS);
     assert_eq!(v.detector.as_deref(), Some("blazeface_full"));
     let f = v.face.expect("face");
@@ -277,19 +315,22 @@ fn detections_sit_on_the_faces() {
 /// Degraded copies of a good capture fail with the matching reason, all at once.
 #[test]
 fn degraded_captures_fail_with_matching_reasons() {
-    let img = decoded("live/facerec_obama.jpg");
-    let base = run("live/facerec_obama.jpg", CHECKS);
+    if pipeline().is_none() {
+        return;
+    }
+    let img = decoded(LIVE);
+    let base = run(LIVE, CHECKS);
     assert_eq!(base.status, Status::Live);
 
     let blurred = image::imageops::blur(&img, 6.0);
-    let v = pipeline()
+    let v = p()
         .run(&encode(&blurred, ImageFormat::Png), CHECKS)
         .expect("run");
     assert_eq!(codes(&v), BTreeSet::from(["BLURRY"]), "{:?}", v.quality);
 
     let mut dark = img.clone();
     dark.pixels_mut().for_each(|p| p.0 = p.0.map(|c| c / 8));
-    let v = pipeline()
+    let v = p()
         .run(&encode(&dark, ImageFormat::Png), CHECKS)
         .expect("run");
     assert!(
@@ -303,7 +344,7 @@ fn degraded_captures_fail_with_matching_reasons() {
     bright
         .pixels_mut()
         .for_each(|p| p.0 = p.0.map(|c| 255 - (255 - c) / 10));
-    let v = pipeline()
+    let v = p()
         .run(&encode(&bright, ImageFormat::Png), CHECKS)
         .expect("run");
     assert!(
@@ -316,7 +357,7 @@ fn degraded_captures_fail_with_matching_reasons() {
     // Dark and blurred: both reasons reported together.
     let mut both = image::imageops::blur(&img, 6.0);
     both.pixels_mut().for_each(|p| p.0 = p.0.map(|c| c / 8));
-    let v = pipeline()
+    let v = p()
         .run(&encode(&both, ImageFormat::Png), CHECKS)
         .expect("run");
     let c = codes(&v);
@@ -324,7 +365,7 @@ fn degraded_captures_fail_with_matching_reasons() {
 
     // Rolled 35 degrees: HEAD_ROLL.
     let rolled = rotate(&img, 35f32.to_radians());
-    let v = pipeline()
+    let v = p()
         .run(&encode(&rolled, ImageFormat::Png), CHECKS)
         .expect("run");
     assert!(
@@ -355,9 +396,13 @@ fn rotate(img: &RgbImage, a: f32) -> RgbImage {
 /// enable_checks=false scores the largest face even when the gate would reject it.
 #[test]
 fn checks_off_scores_the_largest_face() {
-    let gated = run("other/facerec_two_people.jpg", CHECKS);
+    if pipeline().is_none() {
+        return;
+    }
+    let two = common::two_faces_png();
+    let gated = p().run(&two, CHECKS).expect("run");
     assert_eq!(gated.status, Status::QualityFailed);
-    let v = run("other/facerec_two_people.jpg", NO_CHECKS);
+    let v = p().run(&two, NO_CHECKS).expect("run");
     assert!(matches!(v.status, Status::Live | Status::Spoof));
     assert!(v.reasons.is_empty() && v.liveness_score.is_some() && !v.checks_enabled);
     assert_eq!(v.quality.faces, 2, "measurements are still reported");
@@ -371,7 +416,10 @@ fn checks_off_scores_the_largest_face() {
 /// The verdict carries everything the API promises.
 #[test]
 fn verdict_json_has_the_documented_fields() {
-    let v = run("live/facerec_obama.jpg", CHECKS);
+    if pipeline().is_none() {
+        return;
+    }
+    let v = run(LIVE, CHECKS);
     let j = serde_json::to_value(&v).expect("json");
     for k in [
         "status",
@@ -403,11 +451,14 @@ fn verdict_json_has_the_documented_fields() {
 /// The threshold decides: a stricter threshold turns the same score into SPOOF.
 #[test]
 fn threshold_is_configurable() {
-    let mut c = config();
-    c.liveness_threshold = 0.99;
-    let strict = Pipeline::load(c).expect("load");
+    if pipeline().is_none() {
+        return;
+    }
+    let mut c = settings();
+    c.decision.liveness_threshold = 0.99;
+    let strict = c.load_local_pipeline().expect("load");
     let v = strict
-        .run(&read("live/facerec_biden2.jpg"), CHECKS)
+        .run(&read("live/vietmoney_true_002.jpg"), CHECKS)
         .expect("run");
     assert!(v.liveness_score.expect("score") < 0.99);
     assert_eq!(v.status, Status::Spoof);
@@ -417,11 +468,14 @@ fn threshold_is_configurable() {
 /// The same image as PNG, WebP and JPEG gives the same verdict; a large JPEG is decoded at reduced scale.
 #[test]
 fn formats_and_large_jpegs() {
-    let img = decoded("live/facerec_obama.jpg");
-    let png = pipeline()
+    if pipeline().is_none() {
+        return;
+    }
+    let img = decoded(LIVE);
+    let png = p()
         .run(&encode(&img, ImageFormat::Png), CHECKS)
         .expect("png");
-    let webp = pipeline()
+    let webp = p()
         .run(&encode(&img, ImageFormat::WebP), CHECKS)
         .expect("webp");
     assert_eq!(png.image.format, "png");
@@ -438,7 +492,7 @@ fn formats_and_large_jpegs() {
         3000,
         image::imageops::FilterType::Triangle,
     );
-    let v = pipeline()
+    let v = p()
         .run(&encode(&big, ImageFormat::Jpeg), CHECKS)
         .expect("big");
     assert_eq!((v.image.width, v.image.height), (4000, 3000));

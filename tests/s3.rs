@@ -5,10 +5,11 @@ mod common;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
-use common::{config, read, repo};
-use ekyc_liveness::s3::trigger::{Outcome, Trigger};
-use ekyc_liveness::s3::{load_pipeline_with, models};
-use ekyc_liveness::{CheckOptions, Error, ModelError};
+use common::{read, repo, settings, LIVE};
+use ekyc_aws::trigger::{Outcome, Trigger};
+use ekyc_aws::LoadError;
+use ekyc_aws::{load_pipeline_with, models};
+use ekyc_core::{CheckOptions, ModelError, Pipeline};
 use serde_json::Value;
 use std::process::{Child, Command};
 use std::sync::{Arc, OnceLock};
@@ -164,30 +165,52 @@ async fn pushed_models() -> &'static str {
     "models"
 }
 
-fn s3_config(bucket: &str, prefix: &str) -> ekyc_liveness::Config {
-    let mut c = config();
+fn s3_config(bucket: &str, prefix: &str) -> ekyc_liveness::Settings {
+    let mut c = settings();
     c.models.model_bucket = Some(bucket.into());
     c.models.model_prefix = prefix.into();
     c
 }
 
+/// Load the pipeline `c` describes with the test server's client.
+async fn load(
+    c: ekyc_liveness::Settings,
+    client: &aws_sdk_s3::Client,
+) -> Result<Pipeline, LoadError> {
+    load_pipeline_with(&c.location(), &c.selection(), c.pipeline(), Some(client)).await
+}
+
+/// The S3 suites need the models and the s3s-fs binary (tools/test.sh installs it).
+fn ready() -> bool {
+    if !common::models_present() {
+        return false;
+    }
+    let ok = s3s_fs_binary().exists();
+    if !ok {
+        common::skip("s3s-fs (tools/test.sh installs it; or set EKYC_S3S_FS)");
+    }
+    ok
+}
+
 #[tokio::test]
 async fn cold_start_from_s3_matches_local_models() {
+    if !ready() {
+        return;
+    }
     let b = pushed_models().await;
     let t = std::time::Instant::now();
-    let from_s3 = load_pipeline_with(s3_config(b, "v1/"), Some(&client()))
+    let from_s3 = load(s3_config(b, "v1/"), &client())
         .await
         .expect("load from S3");
     eprintln!(
         "cold start from S3 (download + verify + plans): {:.0} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    assert_eq!(from_s3.registry.source, "s3://models/v1/");
-    let local = common::pipeline();
-    assert_eq!(from_s3.registry.models, local.registry.models);
+    assert_eq!(from_s3.origin(), "s3://models/v1/");
+    let local = common::p();
+    assert_eq!(from_s3.models(), local.models());
     let cached: Vec<&str> = from_s3
-        .registry
-        .models
+        .models()
         .iter()
         .filter(|m| m.from_plan_cache)
         .map(|m| m.name.as_str())
@@ -197,9 +220,9 @@ async fn cold_start_from_s3_matches_local_models() {
         ["blazeface_short", "MiniFASNetV2", "MiniFASNetV1SE"]
     );
     for rel in [
-        "live/facerec_obama.jpg",
+        LIVE,
         "spoof/minivision_image_F2.jpg",
-        "other/facerec_two_people.jpg",
+        "other/aws_nosepoint.png",
     ] {
         let a = from_s3
             .run(&read(rel), CheckOptions::default())
@@ -214,7 +237,7 @@ async fn cold_start_from_s3_matches_local_models() {
         );
     }
     // Plans are optional: without them (or with a damaged one) the plans are built from the ONNX.
-    let m = ekyc_liveness::models::manifest::Manifest::load(&repo().join("models/manifest.toml"))
+    let m = ekyc_models::manifest::Manifest::load(&repo().join("models/manifest.toml"))
         .expect("manifest");
     for f in MODEL_FILES {
         let data = std::fs::read(repo().join("models").join(f)).expect("local model");
@@ -222,7 +245,7 @@ async fn cold_start_from_s3_matches_local_models() {
         put(b, &format!("badplan/{f}"), data).await;
     }
     let v2 = m.get("MiniFASNetV2").expect("entry");
-    let (tar, sidecar) = ekyc_liveness::models::plan_cache::relative_paths(v2);
+    let (tar, sidecar) = ekyc_models::plan_cache::relative_paths(v2);
     let mut data = std::fs::read(repo().join("models").join(&tar)).expect("local plan");
     let n = data.len() / 2;
     data[n] ^= 0x40;
@@ -230,13 +253,10 @@ async fn cold_start_from_s3_matches_local_models() {
     let side = std::fs::read(repo().join("models").join(&sidecar)).expect("sidecar");
     put(b, &format!("badplan/{sidecar}"), side).await;
     for prefix in ["noplans/", "badplan/"] {
-        let p = load_pipeline_with(s3_config(b, prefix), Some(&client()))
+        let p = load(s3_config(b, prefix), &client())
             .await
             .expect("load without plans");
-        assert!(
-            p.registry.models.iter().all(|m| !m.from_plan_cache),
-            "{prefix}"
-        );
+        assert!(p.models().iter().all(|m| !m.from_plan_cache), "{prefix}");
         let rel = "spoof/minivision_image_F2.jpg";
         let (a, l) = (
             p.run(&read(rel), CheckOptions::default()).expect("verdict"),
@@ -247,14 +267,15 @@ async fn cold_start_from_s3_matches_local_models() {
         assert_eq!((a.status, a.liveness_score), (l.status, l.liveness_score));
     }
     // Prefix without the trailing slash is the same place.
-    let again = load_pipeline_with(s3_config(b, "v1"), Some(&client()))
-        .await
-        .expect("no slash");
-    assert_eq!(again.registry.source, "s3://models/v1/");
+    let again = load(s3_config(b, "v1"), &client()).await.expect("no slash");
+    assert_eq!(again.origin(), "s3://models/v1/");
 }
 
 #[tokio::test]
 async fn tampered_or_missing_model_objects_fail_init_clearly() {
+    if !ready() {
+        return;
+    }
     let b = pushed_models().await;
     // Copy v1 to "tampered/", flipping one byte of MiniFASNetV2.
     for f in MODEL_FILES {
@@ -268,40 +289,35 @@ async fn tampered_or_missing_model_objects_fail_init_clearly() {
             put(b, &format!("partial/{f}"), data).await;
         }
     }
-    let err = load_pipeline_with(s3_config(b, "tampered/"), Some(&client()))
+    let err = load(s3_config(b, "tampered/"), &client())
         .await
         .err()
         .expect("must fail");
     match &err {
-        Error::Model(ModelError::HashMismatch {
-            name, source_desc, ..
-        }) => {
+        LoadError::Model(ModelError::HashMismatch { name, origin, .. }) => {
             assert_eq!(name, "MiniFASNetV2");
-            assert!(
-                source_desc.contains("s3://models/tampered/"),
-                "{source_desc}"
-            );
+            assert!(origin.contains("s3://models/tampered/"), "{origin}");
         }
         other => panic!("expected a hash mismatch, got {other}"),
     }
-    let err = load_pipeline_with(s3_config(b, "partial/"), Some(&client()))
+    let err = load(s3_config(b, "partial/"), &client())
         .await
         .err()
         .expect("must fail");
     assert!(
-        matches!(&err, Error::Model(ModelError::Missing { name, tried }) if name == "MiniFASNetV1SE" && tried.contains("s3://models/partial/MiniFASNetV1SE.onnx")),
+        matches!(&err, LoadError::Model(ModelError::Missing { name, tried }) if name == "MiniFASNetV1SE" && tried.contains("s3://models/partial/MiniFASNetV1SE.onnx")),
         "{err}"
     );
-    let err = load_pipeline_with(s3_config(b, "nothing-here/"), Some(&client()))
+    let err = load(s3_config(b, "nothing-here/"), &client())
         .await
         .err()
         .expect("must fail");
     assert!(
-        matches!(&err, Error::Model(ModelError::Missing { name, .. }) if name == "manifest"),
+        matches!(&err, LoadError::Model(ModelError::Missing { name, .. }) if name == "manifest"),
         "{err}"
     );
     // Wrong credentials: access denied, named.
-    let err = load_pipeline_with(s3_config(b, "v1/"), Some(&client_with("wrong-secret")))
+    let err = load(s3_config(b, "v1/"), &client_with("wrong-secret"))
         .await
         .err()
         .expect("must fail");
@@ -317,11 +333,8 @@ async fn trigger(max_image_bytes: Option<usize>) -> Trigger {
     }
     Trigger {
         client: client(),
-        pipeline: Arc::new(
-            load_pipeline_with(c, Some(&client()))
-                .await
-                .expect("models"),
-        ),
+        pipeline: Arc::new(load(c.clone(), &client()).await.expect("models")),
+        config: c.s3(),
     }
 }
 
@@ -343,6 +356,9 @@ fn event(file: &str, bucket: &str, key: Option<&str>) -> S3Event {
 
 #[tokio::test]
 async fn upload_is_verified_once_and_written_as_result() {
+    if !ready() {
+        return;
+    }
     let b = bucket("uploads-a").await;
     let t = trigger(None).await;
     put(
@@ -411,12 +427,7 @@ async fn upload_is_verified_once_and_written_as_result() {
     );
 
     // A new upload under the same key (new ETag) is processed again and replaces the result.
-    put(
-        &b,
-        "uploads/selfie-0001.png",
-        read("live/facerec_obama.jpg"),
-    )
-    .await;
+    put(&b, "uploads/selfie-0001.png", read(LIVE)).await;
     let third = t
         .handle(event("s3-put-image.json", &b, None), "req-3")
         .await
@@ -433,6 +444,9 @@ async fn upload_is_verified_once_and_written_as_result() {
 
 #[tokio::test]
 async fn bad_uploads_get_error_results_not_retries() {
+    if !ready() {
+        return;
+    }
     let b = bucket("uploads-b").await;
     let t = trigger(Some(400_000)).await;
     put(
@@ -456,7 +470,7 @@ async fn bad_uploads_get_error_results_not_retries() {
     );
     assert!(doc["verdict"].is_null());
 
-    let jpeg = read("live/facerec_obama.jpg");
+    let jpeg = read(LIVE);
     put(&b, "uploads/cut.jpg", jpeg[..jpeg.len() / 2].to_vec()).await;
     t.handle(
         event("s3-put-image.json", &b, Some("uploads/cut.jpg")),
@@ -485,6 +499,9 @@ async fn bad_uploads_get_error_results_not_retries() {
 
 #[tokio::test]
 async fn encoded_keys_batches_and_prefixes() {
+    if !ready() {
+        return;
+    }
     let b = bucket("uploads-c").await;
     let t = trigger(None).await;
     // events/s3-put-encoded-key.json: "uploads/customer+42/sj%C3%B6+selfie%20%C3%A9t%C3%A9.png"
@@ -501,7 +518,7 @@ async fn encoded_keys_batches_and_prefixes() {
         .expect("result under the decoded key");
     assert_eq!(doc["status"], "LIVE");
     // A literal '+' arrives as %2B.
-    put(&b, "uploads/a+b.jpg", read("live/facerec_obama_small.jpg")).await;
+    put(&b, "uploads/a+b.jpg", read("live/minivision_image_T1.jpg")).await;
     t.handle(
         event("s3-put-image.json", &b, Some("uploads/a%2Bb.jpg")),
         "req-p",
@@ -512,7 +529,7 @@ async fn encoded_keys_batches_and_prefixes() {
 
     // A batch: good image, deleted object, key outside the prefix, a results/ key (no recursion),
     // and a non-image. Every record is handled; nothing fails.
-    put(&b, "uploads/ok.png", read("live/facerec_obama.jpg")).await;
+    put(&b, "uploads/ok.png", read(LIVE)).await;
     put(&b, "uploads/junk.bin", vec![1, 2, 3]).await;
     let mut ev = event("s3-put-image.json", &b, Some("uploads/ok.png"));
     let template = ev.records[0].clone();
@@ -547,17 +564,16 @@ async fn encoded_keys_batches_and_prefixes() {
 
 #[tokio::test]
 async fn infrastructure_failures_are_returned_for_retry() {
+    if !ready() {
+        return;
+    }
     let b = bucket("uploads-d").await;
-    put(
-        &b,
-        "uploads/selfie-0001.png",
-        read("live/facerec_obama.jpg"),
-    )
-    .await;
+    put(&b, "uploads/selfie-0001.png", read(LIVE)).await;
     let good = trigger(None).await;
     let denied = Trigger {
         client: client_with("wrong-secret"),
         pipeline: good.pipeline.clone(),
+        config: good.config.clone(),
     };
     let err = denied
         .handle(event("s3-put-image.json", &b, None), "req-x")
@@ -585,12 +601,15 @@ async fn infrastructure_failures_are_returned_for_retry() {
 /// those races are reported, not asserted. The first race has always had a single writer.)
 #[tokio::test]
 async fn concurrent_deliveries_leave_one_result() {
+    if !ready() {
+        return;
+    }
     let b = bucket("uploads-e").await;
     let t = trigger(None).await;
     let mut single_writer = 0;
     for i in 0..8 {
         let key = format!("uploads/race-{i}.jpg");
-        put(&b, &key, read("live/facerec_obama_small.jpg")).await;
+        put(&b, &key, read("live/minivision_image_T1.jpg")).await;
         let (a, c) = tokio::join!(
             t.handle(event("s3-put-image.json", &b, Some(&key)), "req-a"),
             t.handle(event("s3-put-image.json", &b, Some(&key)), "req-b")

@@ -240,6 +240,11 @@ fn ends_early(e: &(dyn std::error::Error + 'static)) -> bool {
                 return true;
             }
         }
+        if let Some(image::ImageError::IoError(io)) = err.downcast_ref::<image::ImageError>() {
+            if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                return true;
+            }
+        }
         if let Some(jpeg_decoder::Error::Io(io)) = err.downcast_ref::<jpeg_decoder::Error>() {
             if io.kind() == std::io::ErrorKind::UnexpectedEof {
                 return true;
