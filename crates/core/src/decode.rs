@@ -292,3 +292,48 @@ fn apply_orientation(img: RgbImage, o: Orientation) -> RgbImage {
     d.apply_orientation(o);
     d.into_rgb8()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_scale_keeps_the_long_side_at_least_the_minimum() {
+        assert_eq!(jpeg_scale_denominator(4000, 800), 4);
+        assert_eq!(jpeg_scale_denominator(1600, 800), 2);
+        assert_eq!(jpeg_scale_denominator(1599, 800), 1);
+        assert_eq!(jpeg_scale_denominator(100_000, 800), 8, "at most 1/8");
+        assert_eq!(jpeg_scale_denominator(640, 0), 8, "0 is treated as 1");
+    }
+
+    #[test]
+    fn end_marker_must_follow_the_last_scan() {
+        assert!(jpeg_has_eoi(&[0xff, 0xd8, 0xff, 0xda, 1, 2, 0xff, 0xd9]));
+        assert!(!jpeg_has_eoi(&[0xff, 0xd8, 0xff, 0xda, 1, 2, 3]));
+        assert!(
+            !jpeg_has_eoi(&[0xff, 0xd8, 0xff, 0xd9, 0xff, 0xda, 1]),
+            "EOI before the scan"
+        );
+        assert!(!jpeg_has_eoi(&[0xff, 0xd8]), "no scan");
+    }
+
+    #[test]
+    fn limits_are_checked_before_decoding() {
+        let limits = Limits::default();
+        assert!(matches!(decode(b"", &limits), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode(b"not an image", &limits),
+            Err(DecodeError::NotAnImage)
+        ));
+        assert!(check_dimensions(10_001, 10, &limits).is_err());
+        assert!(
+            check_dimensions(8_000, 8_000, &limits).is_err(),
+            "64 MP > 50 MP"
+        );
+        assert!(matches!(
+            check_dimensions(0, 5, &limits),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        assert!(check_dimensions(4000, 3000, &limits).is_ok());
+    }
+}

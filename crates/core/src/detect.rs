@@ -277,3 +277,70 @@ fn logit(p: f32) -> f32 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     (p / (1.0 - p)).ln() - 1e-4
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(score: f32, x0: f32, y0: f32, x1: f32, y1: f32) -> Candidate {
+        let mut v = [0f32; 16];
+        v[..4].copy_from_slice(&[x0, y0, x1, y1]);
+        Candidate { score, v }
+    }
+
+    #[test]
+    fn blazeface_short_has_896_anchors() {
+        let layers = [
+            AnchorLayer {
+                stride: 8,
+                per_cell: 2,
+            },
+            AnchorLayer {
+                stride: 16,
+                per_cell: 6,
+            },
+        ];
+        let a = anchors(128, &layers);
+        assert_eq!(a.len(), 16 * 16 * 2 + 8 * 8 * 6);
+        assert_eq!(a[0], [0.5 / 16.0, 0.5 / 16.0]);
+        assert_eq!(a[1], a[0], "two anchors per cell");
+        assert_eq!(a[2], [1.5 / 16.0, 0.5 / 16.0]);
+    }
+
+    #[test]
+    fn iou_of_known_boxes() {
+        let a = cand(1.0, 0.0, 0.0, 2.0, 2.0).v;
+        let b = cand(1.0, 1.0, 0.0, 3.0, 2.0).v;
+        assert!((iou(&a, &b) - 2.0 / 6.0).abs() < 1e-6);
+        assert_eq!(iou(&a, &cand(1.0, 5.0, 5.0, 6.0, 6.0).v), 0.0);
+        assert_eq!(iou(&a, &a), 1.0);
+    }
+
+    #[test]
+    fn weighted_nms_merges_overlaps_and_keeps_the_rest() {
+        let c = vec![
+            cand(0.6, 0.1, 0.1, 0.3, 0.3),
+            cand(0.9, 0.0, 0.0, 0.2, 0.2),
+            cand(0.8, 0.7, 0.7, 0.9, 0.9),
+        ];
+        // IoU of the first two = 0.01 / 0.07 ≈ 0.14: merged at 0.1, apart at 0.3.
+        let kept = weighted_nms(c, 0.1);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9, "a group keeps its best score");
+        // Score-weighted mean of xmin: (0.9 * 0.0 + 0.6 * 0.1) / 1.5 = 0.04.
+        assert!((kept[0].v[0] - 0.04).abs() < 1e-6, "{}", kept[0].v[0]);
+        assert_eq!(kept[1].v[0], 0.7);
+        let apart = weighted_nms(
+            vec![cand(0.6, 0.1, 0.1, 0.3, 0.3), cand(0.9, 0.0, 0.0, 0.2, 0.2)],
+            0.3,
+        );
+        assert_eq!(apart.len(), 2);
+    }
+
+    #[test]
+    fn logit_inverts_the_sigmoid() {
+        for p in [0.1f32, 0.5, 0.75] {
+            assert!((crate::sigmoid(logit(p)) - p).abs() < 1e-4);
+        }
+    }
+}

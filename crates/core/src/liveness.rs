@@ -204,3 +204,42 @@ pub fn weighted_mean(scores: &[ModelScore]) -> f32 {
         .sum::<f32>()
         / wsum
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bbox(x: f32, y: f32, w: f32, h: f32) -> BBox {
+        BBox {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
+    }
+
+    #[test]
+    fn crop_is_scaled_centred_and_shifted_inside() {
+        // 100x100 box at (200, 200) in 640x480, scale 2.7 → 270x270 centred on (250, 250).
+        let r = crop_region(640, 480, &bbox(200.0, 200.0, 100.0, 100.0), 2.7);
+        assert_eq!((r.x, r.y, r.w, r.h), (115, 115, 271, 271));
+        // Near the left edge: shifted right, not clipped (same size).
+        let r = crop_region(640, 480, &bbox(0.0, 200.0, 100.0, 100.0), 2.7);
+        assert_eq!((r.x, r.w), (0, 271));
+        // Scale reduced so the crop fits the image height.
+        let r = crop_region(640, 480, &bbox(200.0, 100.0, 200.0, 200.0), 4.0);
+        assert_eq!(r.h, 480);
+        assert!(r.y + r.h <= 480 && r.x + r.w <= 640);
+    }
+
+    #[test]
+    fn weighted_mean_of_model_scores() {
+        let s = |p: f32, w: f32| ModelScore {
+            model: "m".into(),
+            live_probability: p,
+            weight: w,
+        };
+        assert!((weighted_mean(&[s(1.0, 1.0), s(0.0, 3.0)]) - 0.25).abs() < 1e-6);
+        assert_eq!(weighted_mean(&[]), 0.0);
+    }
+}

@@ -150,11 +150,7 @@ pub fn input_tensor(
             }
         }
     });
-    let shape: [usize; 4] = match spec.layout {
-        Layout::NCHW => [1, 3, h, w],
-        Layout::NHWC => [1, h, w, 3],
-    };
-    Tensor::from_shape(&shape, &data)
+    Tensor::from_shape(&spec.tensor_shape(), &data)
 }
 
 #[inline]
@@ -250,4 +246,144 @@ pub fn laplacian_variance(grey: &[f32], size: usize) -> f32 {
     }
     let mean = sum / n;
     (sq / n - mean * mean) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    #[test]
+    fn axis_follows_the_opencv_half_pixel_geometry() {
+        // 4 → 2: src = (i + 0.5) * 2 - 0.5 = 0.5, 2.5.
+        let a = axis(0, 4, 2);
+        assert_eq!((a.i0.clone(), a.i1.clone()), (vec![0, 2], vec![1, 3]));
+        assert!(a.f.iter().all(|f| (f - 0.5).abs() < 1e-6));
+        // 2 → 4: src = (i + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (≥ last: edge).
+        let a = axis(10, 2, 4);
+        assert_eq!(a.i0, vec![10, 10, 10, 11]);
+        assert_eq!(a.i1, vec![11, 11, 11, 11]);
+        assert!((a.f[1] - 0.25).abs() < 1e-6 && (a.f[2] - 0.75).abs() < 1e-6);
+        assert_eq!(a.f[3], 0.0);
+    }
+
+    #[test]
+    fn letterbox_centres_and_maps_back() {
+        let lb = Letterbox::new(640, 480, 128, 128);
+        assert_eq!((lb.new_w, lb.new_h, lb.off_x, lb.off_y), (128, 96, 0, 16));
+        assert_eq!(lb.to_image(64.0, 64.0), (320.0, 240.0));
+        assert_eq!(lb.to_image(0.0, 16.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn laplacian_of_flat_and_striped_images() {
+        let n = 8;
+        assert_eq!(laplacian_variance(&vec![7.0; n * n], n), 0.0);
+        // Vertical stripes 0/10: interior Laplacian alternates ±20 → variance 400.
+        let stripes: Vec<f32> = (0..n * n)
+            .map(|i| if i % 2 == 0 { 0.0 } else { 10.0 })
+            .collect();
+        assert!((laplacian_variance(&stripes, n) - 400.0).abs() < 1e-3);
+        assert_eq!(laplacian_variance(&[1.0; 4], 2), 0.0, "too small");
+    }
+
+    #[test]
+    fn grey_square_averages_when_shrinking() {
+        let img = RgbImage::from_fn(4, 4, |x, _| {
+            if x < 2 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([200, 200, 200])
+            }
+        });
+        let g = grey_square(
+            &img,
+            Rect {
+                x: 0,
+                y: 0,
+                w: 4,
+                h: 4,
+            },
+            2,
+        );
+        assert_eq!(g.len(), 4);
+        assert!(g[0].abs() < 1e-3 && (g[1] - 200.0).abs() < 1e-2, "{g:?}");
+        assert!(
+            (mean_luma(
+                &img,
+                Rect {
+                    x: 0,
+                    y: 0,
+                    w: 4,
+                    h: 4
+                },
+                16
+            ) - 100.0)
+                .abs()
+                < 1e-2
+        );
+    }
+
+    #[test]
+    fn input_tensor_orders_channels_and_normalises() {
+        let spec = InputSpec {
+            width: 2,
+            height: 2,
+            layout: Layout::NCHW,
+            color: ColorOrder::BGR,
+            mean: [0.0, 10.0, 20.0],
+            std: [1.0, 2.0, 4.0],
+        };
+        let img = RgbImage::from_pixel(4, 4, Rgb([100, 50, 30]));
+        let full = Rect {
+            x: 0,
+            y: 0,
+            w: 4,
+            h: 4,
+        };
+        let t = input_tensor(
+            &spec,
+            &img,
+            full,
+            Rect {
+                x: 0,
+                y: 0,
+                w: 2,
+                h: 2,
+            },
+        )
+        .expect("tensor");
+        assert_eq!(t.shape(), &[1, 3, 2, 2]);
+        let v: Vec<f32> = t
+            .to_plain_array_view::<f32>()
+            .expect("f32")
+            .iter()
+            .copied()
+            .collect();
+        // Channel 0 = B = 30, channel 1 = (50 - 10) / 2, channel 2 = (100 - 20) / 4.
+        assert_eq!(&v[0..4], &[30.0; 4]);
+        assert_eq!(&v[4..8], &[20.0; 4]);
+        assert_eq!(&v[8..12], &[20.0; 4]);
+        // Into a 1x1 destination: the rest is normalised black padding.
+        let t = input_tensor(
+            &spec,
+            &img,
+            full,
+            Rect {
+                x: 1,
+                y: 1,
+                w: 1,
+                h: 1,
+            },
+        )
+        .expect("tensor");
+        let v: Vec<f32> = t
+            .to_plain_array_view::<f32>()
+            .expect("f32")
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(v[4], -5.0, "padding (0 - 10) / 2");
+        assert_eq!(v[3], 30.0);
+    }
 }
