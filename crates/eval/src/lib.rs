@@ -24,7 +24,9 @@
 //! Modules: [`stats`] (intervals, probit, incomplete beta), [`metrics`]
 //! (rates, threshold sweep, EER, BPCER@APCER, calibration, DET points),
 //! [`plot`] (DET curve and score histogram as PNG + SVG), [`report`]
-//! (serialisable [`report::EvalReport`], Markdown and per-sample CSV).
+//! (serialisable [`report::EvalReport`], Markdown and per-sample CSV),
+//! [`bench_http`] (the HTTP benchmark, Unix) and [`procinfo`] (process CPU and
+//! memory from /proc); [`quantile`] is the crate's one percentile definition.
 
 use std::path::PathBuf;
 
@@ -32,8 +34,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod metrics;
 pub mod plot;
+pub mod procinfo;
 pub mod report;
 pub mod stats;
+
+#[cfg(unix)]
+pub mod bench_http;
 
 #[cfg(test)]
 mod tests;
@@ -43,7 +49,7 @@ pub use metrics::{
     OperatingPoint, ScoreSet, SweepPoint, Target,
 };
 pub use report::{EvalReport, SampleRow};
-pub use stats::{Interval, Rate, RateSummary};
+pub use stats::{quantile, Interval, Rate, RateSummary};
 
 /// Ground truth of a sample.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if report_memory {
                 eprintln!(
                     "peak_rss_mib={:.1}",
-                    bench::peak_rss_mib().unwrap_or(f64::NAN)
+                    ekyc_eval::procinfo::peak_rss_mib().unwrap_or(f64::NAN)
                 );
             }
             code
