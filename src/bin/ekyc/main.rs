@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod bench_http;
+mod calibrate;
 mod eval;
 
 #[derive(Parser)]
@@ -86,10 +87,10 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// Choose the liveness threshold that meets an APCER or BPCER target on labelled folders; print
     /// the other rate with 95% intervals and the line EKYC_LIVENESS_THRESHOLD=<value>.
-    Calibrate(eval::CalibrateArgs),
+    Calibrate(calibrate::CalibrateArgs),
     /// Measure the quality-gate metrics on bona fide captures of a camera; print percentiles, the
     /// current limits and suggested EKYC_* limits (changes nothing without --write-env).
-    CalibrateQuality(eval::CalibrateQualityArgs),
+    CalibrateQuality(calibrate::CalibrateQualityArgs),
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -175,8 +176,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Models { cmd } => models(cmd),
         Cmd::Eval(args) => eval::eval(args),
         Cmd::BenchHttp(args) => bench_http::run(args),
-        Cmd::Calibrate(args) => eval::calibrate(args),
-        Cmd::CalibrateQuality(args) => eval::calibrate_quality(args),
+        Cmd::Calibrate(args) => calibrate::calibrate(args),
+        Cmd::CalibrateQuality(args) => calibrate::calibrate_quality(args),
         Cmd::Serve { config } => {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let pipeline = config.load_pipeline().await.context("loading models")?;
