@@ -89,7 +89,14 @@ pub fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), EvalError
                     files.push(path); // a broken link: reported when it is read
                     continue;
                 }
-                return Err(EvalError::Walk(e));
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("file system loop"));
+                return Err(EvalError::Read {
+                    what: "folder",
+                    path,
+                    source,
+                });
             }
         };
         if entry.file_type().is_dir() {
@@ -111,6 +118,7 @@ pub fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), EvalError
 /// blank lines and one `file,attack_type` header are allowed; quotes around fields are dropped.
 pub fn read_attack_types(path: &Path) -> Result<BTreeMap<String, String>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read {
+        what: "attack types",
         path: path.to_path_buf(),
         source,
     })?;

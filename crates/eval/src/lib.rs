@@ -218,14 +218,14 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("reading {path}: {source}")]
+    /// Reading the data: `what` is e.g. "folder" or "attack types" (the cause is the source).
+    #[error("reading {what} {}", path.display())]
     Read {
+        what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("reading a folder: {0}")]
-    Walk(#[from] walkdir::Error),
     #[error("no images found in {}", .0.display())]
     NoImages(PathBuf),
     #[error("{}:{line}: {message}", path.display())]
