@@ -21,29 +21,39 @@
 //! * BPCER = rejected bona fide / bona fide. ACER = (APCER_max + BPCER) / 2 is
 //!   reported only for comparison with papers (ISO/IEC 30107-3 deprecates it).
 //!
-//! Modules: [`stats`] (intervals, probit, incomplete beta), [`metrics`]
-//! (rates, threshold sweep, EER, BPCER@APCER, calibration, DET points),
-//! [`plot`] (DET curve and score histogram as PNG + SVG), [`report`]
-//! (serialisable [`report::EvalReport`], Markdown and per-sample CSV).
+//! Modules: [`stats`] (intervals, probit, incomplete beta, [`quantile`]),
+//! [`metrics`] (rates, threshold sweep, EER, BPCER@APCER, calibration, DET
+//! points), [`plot`] (DET curve and score histogram as PNG + SVG), [`report`]
+//! (serialisable [`report::EvalReport`], Markdown, the `ekyc eval` summary and
+//! `scores.csv`), [`dataset`] (labelled folders), [`run`] (images through the
+//! service's pipeline), [`quality_calibration`] (quality-gate limits from bona
+//! fide captures), [`bench_http`] (the HTTP benchmark, Unix) and [`procinfo`]
+//! (process CPU and memory from /proc).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod dataset;
 pub mod metrics;
 pub mod plot;
+pub mod procinfo;
+pub mod quality_calibration;
 pub mod report;
+pub mod run;
 pub mod stats;
+
+#[cfg(unix)]
+pub mod bench_http;
 
 #[cfg(test)]
 mod tests;
 
 pub use metrics::{
-    calibrate, det_points, evaluate, sweep, Calibration, ClassCount, Counts, DetPoint, Eer,
-    OperatingPoint, ScoreSet, SweepPoint, Target,
+    Calibration, ClassCount, Counts, DetPoint, Eer, OperatingPoint, ScoreSet, SweepPoint, Target,
 };
-pub use report::{EvalReport, SampleRow};
-pub use stats::{Interval, Rate, RateSummary};
+pub use report::EvalReport;
+pub use stats::{quantile, Interval, Rate, RateSummary};
 
 /// Ground truth of a sample.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,17 +145,48 @@ impl Decision {
 
 /// How samples rejected by the quality gate (`score == None`) enter the
 /// metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum GatePolicy {
     /// A gated bona fide is a rejection (counts in BPCER's numerator and
     /// denominator); a gated attack is correctly rejected (counts in its
     /// type's APCER denominator only).
+    #[default]
     CountAsRejected,
     /// Gated samples are left out of every rate (still counted as gated).
     Exclude,
 }
 
 impl GatePolicy {
+    /// The flag value: `count-as-rejected` or `exclude`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GatePolicy::CountAsRejected => "count-as-rejected",
+            GatePolicy::Exclude => "exclude",
+        }
+    }
+
+    /// The policy in plain words, for reports on the service's images (quality gate, no face).
+    pub fn explain(&self) -> &'static str {
+        match self {
+            GatePolicy::CountAsRejected => {
+                "A capture rejected by the quality gate (QUALITY_FAILED) or with no face found \
+                 (NO_FACE) gets no liveness score. Under count-as-rejected such a capture counts \
+                 as what the service does with it: a rejected bona fide capture is an error in \
+                 BPCER (numerator and denominator), a rejected attack is a correctly rejected \
+                 attack (in its type's APCER denominator, never in the numerator). The rates are \
+                 those of the whole service, gate included."
+            }
+            GatePolicy::Exclude => {
+                "A capture rejected by the quality gate (QUALITY_FAILED) or with no face found \
+                 (NO_FACE) gets no liveness score. Under exclude such captures are left out of \
+                 every rate (numerator and denominator); how many there were is reported \
+                 separately. The rates are those of the liveness models on the captures the gate \
+                 lets through."
+            }
+        }
+    }
+
     pub fn describe(&self) -> &'static str {
         match self {
             GatePolicy::CountAsRejected => {
@@ -176,6 +217,22 @@ pub enum EvalError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// Reading the data: `what` is e.g. "folder" or "attack types" (the cause is the source).
+    #[error("reading {what} {}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no images found in {}", .0.display())]
+    NoImages(PathBuf),
+    #[error("{}:{line}: {message}", path.display())]
+    AttackTypes {
+        path: PathBuf,
+        line: usize,
+        message: String,
     },
     #[error("writing CSV: {0}")]
     Write(#[from] std::io::Error),

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::report::fmt_pct;
 use super::stats::{min_trials_for_zero_error_bound, Rate, RateSummary, CONFIDENCE_95};
 use super::{Class, EvalError, GatePolicy, Sample};
 
@@ -221,6 +222,16 @@ impl OperatingPoint {
         let a = self.apcer_max.as_ref()?.value()?;
         let b = self.bpcer.value()?;
         Some((a + b) / 2.0)
+    }
+
+    /// This point on the DET curve (the marker of the threshold in use); `None` unless both
+    /// APCER_max and BPCER are defined.
+    pub fn det_point(&self) -> Option<DetPoint> {
+        Some(DetPoint {
+            threshold: self.threshold,
+            apcer: self.apcer_max.as_ref()?.value()?,
+            bpcer: self.bpcer.value()?,
+        })
     }
 }
 
@@ -707,37 +718,4 @@ pub(crate) fn sample_size_notes(counts: &Counts, target: Target) -> (bool, Vec<S
         ));
     }
     (supported, notes)
-}
-
-/// Percent with two decimals, e.g. `0.0125` → `"1.25%"`.
-pub(crate) fn fmt_pct(x: f64) -> String {
-    format!("{:.2}%", x * 100.0)
-}
-
-/// Rates at `threshold` for `samples` under `policy`.
-pub fn evaluate(
-    samples: &[Sample],
-    threshold: f64,
-    policy: GatePolicy,
-) -> Result<OperatingPoint, EvalError> {
-    ScoreSet::new(samples, policy)?.at(threshold)
-}
-
-/// The threshold sweep for `samples` under `policy`.
-pub fn sweep(samples: &[Sample], policy: GatePolicy) -> Result<Vec<SweepPoint>, EvalError> {
-    Ok(ScoreSet::new(samples, policy)?.sweep())
-}
-
-/// DET curve points for `samples` under `policy`.
-pub fn det_points(samples: &[Sample], policy: GatePolicy) -> Result<Vec<DetPoint>, EvalError> {
-    Ok(ScoreSet::new(samples, policy)?.det_points())
-}
-
-/// Chooses a threshold meeting `target`; see [`ScoreSet::calibrate`].
-pub fn calibrate(
-    samples: &[Sample],
-    policy: GatePolicy,
-    target: Target,
-) -> Result<Calibration, EvalError> {
-    ScoreSet::new(samples, policy)?.calibrate(target)
 }

@@ -1,16 +1,24 @@
-//! The evaluation report: every number in one serialisable struct, a
-//! Markdown rendering, and a per-sample CSV writer.
+//! The evaluation report: every number of one [`ScoreSet`] in one serialisable struct
+//! ([`EvalReport`]) with a Markdown rendering; the whole `ekyc eval` output (gate on and off,
+//! per-image table, `scores.csv`) and the `ekyc calibrate` text ([`summary`]); the crate's one
+//! percent, Markdown-cell and CSV-field formatters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{fmt_pct, sample_size_notes, Counts, OperatingPoint, ScoreSet, Target};
+use super::metrics::{sample_size_notes, Counts, OperatingPoint, ScoreSet, Target};
 use super::stats::{Interval, RateSummary};
-use super::{Decision, EvalError, GatePolicy, Sample};
+use super::{EvalError, GatePolicy, Sample};
+
+mod summary;
+
+pub use summary::{
+    calibration_text, counts_text, opt_rate_text, rate_cell, rate_text, scores_csv, status_counts,
+    uncertainty_text, EvalOutput, EvalOutputInput, GateSection, ImageCounts, StatusCounts,
+    MAX_REPORT_ROWS,
+};
 
 /// BPCER at fixed APCER targets: (name, APCER target).
 pub const BPCER_AT_APCER_TARGETS: [(&str, f64); 3] =
@@ -223,7 +231,11 @@ impl EvalReport {
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
         // `write!` into a String cannot fail; ignore the Ok(()).
-        let _ = writeln!(md, "# Liveness PAD evaluation: {}\n", esc(&self.model));
+        let _ = writeln!(
+            md,
+            "# Liveness PAD evaluation: {}\n",
+            md_escape(&self.model)
+        );
         let _ = writeln!(
             md,
             "- Threshold in use: **{}** (accepted as bona fide iff score ≥ threshold)",
@@ -255,7 +267,7 @@ impl EvalReport {
             let _ = writeln!(
                 md,
                 "| attack | {} | {} | {} | {} | {} |",
-                esc(k),
+                md_escape(k),
                 c.total,
                 c.scored,
                 c.gated,
@@ -276,12 +288,12 @@ impl EvalReport {
         );
         let _ = writeln!(md, "|---|---:|---:|---|---|");
         for (k, r) in &self.apcer_per_type {
-            let _ = writeln!(md, "| APCER ({}) | {} |", esc(k), rate_cells(Some(r)));
+            let _ = writeln!(md, "| APCER ({}) | {} |", md_escape(k), rate_cells(Some(r)));
         }
         let worst = self
             .apcer_max_type
             .as_deref()
-            .map(|t| format!("; worst type: {}", esc(t)))
+            .map(|t| format!("; worst type: {}", md_escape(t)))
             .unwrap_or_default();
         let _ = writeln!(
             md,
@@ -344,7 +356,7 @@ impl EvalReport {
                     let _ = writeln!(
                         md,
                         "| {} | {constraint} | {t} | {} | {achieved} | {supports} |",
-                        esc(&r.name),
+                        md_escape(&r.name),
                         rate_cells_with_value_first(r.value.as_ref())
                     );
                 }
@@ -352,7 +364,7 @@ impl EvalReport {
                     let _ = writeln!(
                         md,
                         "| {} | {constraint} | – | not reached | – | – | – | – | {supports} |",
-                        esc(&r.name)
+                        md_escape(&r.name)
                     );
                 }
             }
@@ -368,8 +380,24 @@ impl EvalReport {
     }
 }
 
-fn esc(s: &str) -> String {
+/// Percent with two decimals, e.g. `0.0125` → `"1.25%"` (every percentage the crate prints).
+pub fn fmt_pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+/// Text safe inside a Markdown table cell: `|` escaped, newlines as spaces.
+pub fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote, line break or
+/// leading/trailing space; quotes doubled.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn opt_pct(v: Option<f64>) -> String {
@@ -411,87 +439,4 @@ fn rate_cells_with_value_first(r: Option<&RateSummary>) -> String {
         ),
         None => "absent | – | – | –".to_string(),
     }
-}
-
-/// One CSV row per sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleRow {
-    pub id: String,
-    /// `"bona_fide"` or `"attack"`.
-    pub class: String,
-    pub attack_type: Option<String>,
-    pub score: Option<f64>,
-    pub gated: bool,
-    /// Decision at the threshold; gated samples are rejected (by the gate).
-    pub decision: Decision,
-}
-
-impl SampleRow {
-    pub fn new(sample: &Sample, threshold: f64) -> Self {
-        Self {
-            id: sample.id.clone(),
-            class: if sample.class.is_bona_fide() {
-                "bona_fide".to_string()
-            } else {
-                "attack".to_string()
-            },
-            attack_type: sample.class.attack_type().map(str::to_string),
-            score: sample.score,
-            gated: sample.is_gated(),
-            decision: sample.decision(threshold),
-        }
-    }
-}
-
-/// Header of the per-sample CSV.
-pub const CSV_HEADER: &str = "id,class,attack_type,score,gated,decision";
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Writes one row per sample: `id,class,attack_type,score,gated,decision`
-/// (RFC 4180 quoting; empty `attack_type` for bona fide and empty `score`
-/// for gated samples; `decision` is `accept`/`reject` at `threshold`).
-pub fn write_samples_csv<W: Write>(
-    mut writer: W,
-    samples: &[Sample],
-    threshold: f64,
-) -> Result<(), EvalError> {
-    if !threshold.is_finite() {
-        return Err(EvalError::InvalidThreshold(threshold));
-    }
-    writeln!(writer, "{CSV_HEADER}")?;
-    for s in samples {
-        let row = SampleRow::new(s, threshold);
-        writeln!(
-            writer,
-            "{},{},{},{},{},{}",
-            csv_field(&row.id),
-            row.class,
-            csv_field(row.attack_type.as_deref().unwrap_or("")),
-            row.score.map(|v| v.to_string()).unwrap_or_default(),
-            row.gated,
-            row.decision.as_str()
-        )?;
-    }
-    writer.flush()?;
-    Ok(())
-}
-
-/// [`write_samples_csv`] to a file.
-pub fn write_samples_csv_file(
-    path: &Path,
-    samples: &[Sample],
-    threshold: f64,
-) -> Result<(), EvalError> {
-    let file = std::fs::File::create(path).map_err(|source| EvalError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    write_samples_csv(std::io::BufWriter::new(file), samples, threshold)
 }

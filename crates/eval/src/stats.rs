@@ -4,7 +4,8 @@
 //! the regularized incomplete beta function (Lentz continued fraction, used
 //! for Clopper–Pearson).
 //!
-//! Everything here is dependency-free `f64` arithmetic.
+//! Everything here is dependency-free `f64` arithmetic; [`quantile`] is the one
+//! percentile definition of the crate (reports, calibration, benchmarks).
 
 use serde::{Deserialize, Serialize};
 
@@ -445,6 +446,18 @@ pub fn inverse_regularized_incomplete_beta(p: f64, a: f64, b: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
+/// Quantile `q` ∈ [0, 1] (clamped) of `sorted` (ascending, finite) by linear
+/// interpolation between the closest ranks (numpy's default, "type 7"):
+/// position `q · (n − 1)`. `None` for no data.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let pos = q.clamp(0.0, 1.0) * last as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let (a, b) = (*sorted.get(lo)?, *sorted.get(hi)?);
+    Some(a + (b - a) * (pos - lo as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,5 +620,23 @@ mod tests {
         // 5%: ln(0.025)/ln(0.95) = 71.92 → 72.
         assert_eq!(min_trials_for_zero_error_bound(0.05, 0.95), Some(72));
         assert_eq!(min_trials_for_zero_error_bound(0.0, 0.95), None);
+    }
+
+    #[test]
+    fn quantile_interpolates_linearly() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.5), Some(3.0));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 1.0), Some(5.0));
+        assert_eq!(quantile(&v, 0.25), Some(2.0));
+        // Between ranks: position 0.95 · 4 = 3.8 → 4 + 0.8 · (5 − 4).
+        assert!(close(quantile(&v, 0.95).unwrap(), 4.8, 1e-12));
+        // Out-of-range q is clamped.
+        assert_eq!(quantile(&v, -1.0), Some(1.0));
+        assert_eq!(quantile(&v, 2.0), Some(5.0));
+        // Even count: the median is the mean of the middle two.
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 10.0], 0.5), Some(2.5));
+        assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 }

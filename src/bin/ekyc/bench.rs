@@ -7,21 +7,10 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+/// Quantile `p` of the values ([`ekyc_eval::quantile`], linear interpolation); NaN for none.
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((v.len() - 1) as f64 * p).round() as usize;
-    v[i.min(v.len() - 1)]
-}
-
-/// Peak resident set size of this process (VmHWM), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    ekyc_eval::quantile(v, p).unwrap_or(f64::NAN)
 }
 
 fn twelve_mp_jpeg(testdata: &std::path::Path, pipeline: &Pipeline) -> Result<Vec<u8>> {
@@ -34,7 +23,7 @@ fn twelve_mp_jpeg(testdata: &std::path::Path, pipeline: &Pipeline) -> Result<Vec
     Ok(out.into_inner())
 }
 
-pub fn run(
+pub(crate) fn run(
     images: Vec<PathBuf>,
     iterations: usize,
     testdata: PathBuf,
@@ -120,7 +109,7 @@ pub fn run(
         );
     }
     println!("(stage columns are p50 ms; e2e = Pipeline::run on the encoded bytes)");
-    if let Some(rss) = peak_rss_mib() {
+    if let Some(rss) = ekyc_eval::procinfo::peak_rss_mib() {
         println!("peak RSS of this process: {rss:.1} MiB");
     }
 
