@@ -28,20 +28,20 @@ fn stages(c: &mut Criterion) {
         let mut g = c.benchmark_group(name);
         g.sample_size(30);
         g.bench_function("decode", |b| {
-            b.iter(|| pipeline.decode(black_box(&bytes)).expect("decode"))
+            b.iter(|| pipeline.decode(black_box(&bytes)).expect("decode"));
         });
         let d = pipeline.decode(&bytes).expect("decode");
         g.bench_function("detect", |b| {
-            b.iter(|| pipeline.detect(black_box(&d)).expect("detect"))
+            b.iter(|| pipeline.detect(black_box(&d)).expect("detect"));
         });
         let found = pipeline.detect(&d).expect("detect");
         g.bench_function("quality", |b| {
-            b.iter(|| pipeline.quality(black_box(&d), &found))
+            b.iter(|| pipeline.quality(black_box(&d), &found));
         });
         if let Some(face) = found.faces.first() {
             for m in pipeline.ensemble().models() {
                 g.bench_function(format!("liveness/{}", m.name), |b| {
-                    b.iter(|| m.score(black_box(&d.image), &face.bbox).expect("score"))
+                    b.iter(|| m.score(black_box(&d.image), &face.bbox).expect("score"));
                 });
             }
         }
@@ -50,7 +50,7 @@ fn stages(c: &mut Criterion) {
                 pipeline
                     .run(black_box(&bytes), CheckOptions::default())
                     .expect("run")
-            })
+            });
         });
         g.finish();
     }

@@ -632,7 +632,7 @@ async fn concurrent_deliveries_leave_one_result() {
             .unwrap_or_else(|| panic!("one result document ({outcomes:?})"));
         assert_eq!(doc["status"], "LIVE", "{doc}");
         assert!(
-            matches!(doc["request_id"].as_str(), Some("req-a") | Some("req-b")),
+            matches!(doc["request_id"].as_str(), Some("req-a" | "req-b")),
             "{doc}"
         );
         let later = t

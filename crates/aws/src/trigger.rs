@@ -290,7 +290,7 @@ impl Trigger {
         let out = match req.send().await {
             Ok(o) => o,
             // Replaced or deleted since the HEAD: the newer object's own event will handle it.
-            Err(e) if matches!(http_status(&e), Some(404) | Some(412)) => {
+            Err(e) if matches!(http_status(&e), Some(404 | 412)) => {
                 return Ok(Break(Outcome::Gone))
             }
             Err(e) => {
@@ -342,7 +342,7 @@ impl Trigger {
         match put(true).await {
             Ok(_) => Ok((Outcome::Written, Some(result_key.to_string()))),
             // Someone else wrote the result between our check and our write: one result, done.
-            Err(e) if matches!(http_status(&e), Some(412) | Some(409)) => {
+            Err(e) if matches!(http_status(&e), Some(412 | 409)) => {
                 Ok((Outcome::Duplicate, Some(result_key.to_string())))
             }
             // A server without conditional writes: fall back to a plain put (the ETag check above
