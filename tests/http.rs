@@ -285,6 +285,22 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "CORRUPT_IMAGE",
         ),
         (
+            "JSON array instead of an object",
+            "/v1/liveness".into(),
+            Some("application/json".into()),
+            br#"[{"image": "AAAA"}]"#.to_vec(),
+            400,
+            "BAD_JSON",
+        ),
+        (
+            "JSON object without a string image",
+            "/v1/liveness".into(),
+            Some("application/json".into()),
+            br#"{"image": 42}"#.to_vec(),
+            400,
+            "BAD_JSON",
+        ),
+        (
             "unknown path",
             "/v2/liveness".into(),
             Some("image/jpeg".into()),
@@ -303,6 +319,23 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "{what}: {msg}"
         );
     }
+    // Error messages never echo the body: a long JSON string comes back as a position only.
+    let echo = format!("\"{}\"", "secret-input-".repeat(2000));
+    let (s, v) = post("/v1/liveness", Some("application/json"), echo.as_bytes());
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("BAD_JSON")),
+        "{v}"
+    );
+    assert!(!msg.contains("secret-input") && msg.len() < 200, "{msg}");
+    // A body shorter than its Content-Length is the client's fault (400), not "too large".
+    let (s, v) = short_body(server());
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("INCOMPLETE_BODY")),
+        "{v}"
+    );
     // Body over the limit: raw, multipart and base64 (whose limit is 4/3 of the raw one).
     let big = vec![0xffu8; 40 * 1024];
     for (ctype, body) in [
@@ -336,6 +369,31 @@ fn every_bad_input_class_gets_its_status_and_code() {
     };
     let v: Value = serde_json::from_str(&r.into_string().expect("body")).expect("json");
     assert_eq!(v["error"]["code"], "METHOD_NOT_ALLOWED");
+}
+
+/// Announce 10,000 bytes, send 100, close the sending half; return the answer's status and JSON.
+fn short_body(base: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/liveness HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/jpeg\r\nContent-Length: 10000\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&[0xff; 100]).expect("body");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn corrupt_jpeg() -> Vec<u8> {

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     BadBase64,
     BadQuery,
     EmptyImage,
+    /// The body ended before its announced Content-Length.
+    IncompleteBody,
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
@@ -71,13 +73,14 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
         ErrorKind::BadBase64,
         ErrorKind::BadQuery,
         ErrorKind::EmptyImage,
+        ErrorKind::IncompleteBody,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::BodyTooLarge,
@@ -101,6 +104,7 @@ impl ErrorKind {
             ErrorKind::BadBase64 => "BAD_BASE64",
             ErrorKind::BadQuery => "BAD_QUERY",
             ErrorKind::EmptyImage | ErrorKind::Decode(DecodeKind::Empty) => "EMPTY_IMAGE",
+            ErrorKind::IncompleteBody => "INCOMPLETE_BODY",
             ErrorKind::NotFound => "NOT_FOUND",
             ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorKind::BodyTooLarge => "BODY_TOO_LARGE",
@@ -124,6 +128,7 @@ impl ErrorKind {
             | ErrorKind::BadBase64
             | ErrorKind::BadQuery
             | ErrorKind::EmptyImage
+            | ErrorKind::IncompleteBody
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

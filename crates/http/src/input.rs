@@ -18,7 +18,9 @@ pub(crate) struct MultipartUpload {
 }
 
 /// JSON body with a base64 image (standard alphabet; a `data:image/...;base64,` prefix is accepted).
-#[derive(Deserialize, utoipa::ToSchema)]
+/// For the OpenAPI schema only: the body is read by [`base64_field`].
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
 pub(crate) struct Base64Image {
     pub image: String,
 }
@@ -92,18 +94,25 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
             return Err(too_large());
         }
     }
-    let body: Bytes = axum::body::to_bytes(req.into_body(), body_limit)
-        .await
-        .map_err(|_| too_large())?;
+    let body: Bytes = match axum::body::to_bytes(req.into_body(), body_limit).await {
+        Ok(b) => b,
+        Err(e) if over_limit(&e) => return Err(too_large()),
+        // The client stopped before sending what it announced (or the connection broke).
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorKind::IncompleteBody,
+                "the request body ended before its announced length",
+            ))
+        }
+    };
     let image = match mime.as_str() {
         "multipart/form-data" => multipart_file(&ctype, body).await?,
         "image/jpeg" | "image/jpg" | "image/png" | "image/webp" => body.to_vec(),
         "application/json" => {
-            let j: Base64Image = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::new(ErrorKind::BadJson, format!("expected {{\"image\": \"<base64>\"}}: {e}")))?;
-            let data = match j.image.split_once(";base64,") {
+            let image = base64_field(&body)?;
+            let data = match image.split_once(";base64,") {
                 Some((prefix, rest)) if prefix.starts_with("data:") => rest,
-                _ => j.image.as_str(),
+                _ => image.as_str(),
             };
             let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
@@ -133,6 +142,46 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
         ));
     }
     Ok(image)
+}
+
+/// True when a body error is the body limit being exceeded (not a broken or short body).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The `image` string of a JSON object body. Messages are our own words with a position, never
+/// an excerpt of the body (serde's messages quote the input).
+fn base64_field(body: &[u8]) -> Result<String, ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorKind::BadJson,
+            format!(
+                "the body is not valid JSON (line {}, column {}); expected {{\"image\": \"<base64>\"}}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let serde_json::Value::Object(mut obj) = v else {
+        return Err(ApiError::new(
+            ErrorKind::BadJson,
+            "the JSON body must be an object {\"image\": \"<base64>\"}",
+        ));
+    };
+    match obj.remove("image") {
+        Some(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(ApiError::new(
+            ErrorKind::BadJson,
+            "the JSON object needs a string field \"image\" (base64)",
+        )),
+    }
 }
 
 async fn multipart_file(ctype: &str, body: Bytes) -> Result<Vec<u8>, ApiError> {
