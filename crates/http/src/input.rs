@@ -6,7 +6,6 @@ use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
 use base64::Engine;
 use ekyc_core::CheckOptions;
-use serde::Deserialize;
 
 /// multipart/form-data body (the prototype's contract).
 #[allow(dead_code)]
