@@ -101,3 +101,38 @@ fn models_list_and_verify() {
         "{text}"
     );
 }
+
+/// Inputs are read with the server's byte limit; an unreadable file is an error line and the batch
+/// goes on; a closed stdout ends the run quietly (no panic).
+#[test]
+fn check_survives_bad_inputs_and_a_closed_stdout() {
+    if !common::models_present() {
+        return;
+    }
+    let t = std::time::Instant::now();
+    let out = ekyc(&["check", "/dev/zero", "/no/such/file.jpg", &path(LIVE)]);
+    assert!(t.elapsed().as_secs() < 60, "bounded read");
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per input");
+    assert_eq!(lines[0]["error"]["code"], "IMAGE_TOO_MANY_BYTES");
+    assert_eq!(lines[1]["error"]["code"], "READ_FAILED");
+    assert_eq!(lines[2]["status"], "LIVE");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ekyc"))
+        .args(["check", &path(LIVE), &path(LIVE), &path(LIVE)])
+        .current_dir(repo())
+        .env_remove("EKYC_MODELS_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ekyc_core::{CheckOptions, Status};
 use ekyc_liveness::{logging, Settings};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -183,24 +184,42 @@ fn check(
     config: Settings,
 ) -> Result<ExitCode> {
     let pipeline = config.load_local_pipeline().context("loading models")?;
+    let limit = pipeline.config().limits.max_image_bytes;
     let opts = CheckOptions {
         enable_checks: !no_checks,
     };
     let mut all_live = true;
+    let mut out = std::io::stdout().lock();
+    let code = |all_live: bool| {
+        if all_live {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    };
     if pretty {
-        println!(
+        let head = format!(
             "{:<40} {:<15} {:>6} {:>7}  reasons",
             "image", "status", "score", "ms"
         );
+        if quiet_on_closed_stdout(writeln!(out, "{head}"))? {
+            return Ok(code(all_live));
+        }
     }
     for path in &images {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        match pipeline.run(&bytes, opts) {
+        // The same byte limit as the server, applied while reading (a FIFO or /dev/zero cannot
+        // exhaust memory); an unreadable file is an error line for that file, and the batch goes on.
+        let result = read_bounded(path, limit).and_then(|bytes| {
+            pipeline
+                .run(&bytes, opts)
+                .map_err(|e| (e.code(), e.to_string()))
+        });
+        let line = match result {
             Ok(v) => {
                 all_live &= v.status == Status::Live;
                 if pretty {
                     let reasons: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
-                    println!(
+                    format!(
                         "{:<40} {:<15} {:>6} {:>7.1}  {}",
                         path.display(),
                         format!("{:?}", v.status),
@@ -209,7 +228,7 @@ fn check(
                             .unwrap_or_else(|| "-".into()),
                         v.timings.total_ms,
                         reasons.join(",")
-                    );
+                    )
                 } else {
                     let mut j = serde_json::to_value(&v)?;
                     if let Some(o) = j.as_object_mut() {
@@ -218,32 +237,61 @@ fn check(
                             serde_json::Value::String(path.display().to_string()),
                         );
                     }
-                    println!("{j}");
+                    j.to_string()
                 }
             }
-            Err(e) => {
+            Err((code, message)) => {
                 all_live = false;
                 if pretty {
-                    println!(
+                    format!(
                         "{:<40} {:<15} {:>6} {:>7}  {}",
                         path.display(),
                         "ERROR",
                         "-",
                         "-",
-                        e
-                    );
+                        message
+                    )
                 } else {
-                    println!(
-                        "{}",
-                        serde_json::json!({"file": path.display().to_string(), "error": {"code": e.code(), "message": e.to_string()}})
-                    );
+                    serde_json::json!({"file": path.display().to_string(), "error": {"code": code, "message": message}})
+                        .to_string()
                 }
             }
+        };
+        if quiet_on_closed_stdout(writeln!(out, "{line}"))? {
+            return Ok(code(all_live));
         }
     }
-    Ok(if all_live {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(code(all_live))
+}
+
+/// Read at most `limit` bytes of `path`; more is IMAGE_TOO_MANY_BYTES, failure READ_FAILED.
+fn read_bounded(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, (&'static str, String)> {
+    use std::io::Read;
+    let read_failed = |e: std::io::Error| {
+        (
+            "READ_FAILED",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    };
+    let f = std::fs::File::open(path).map_err(read_failed)?;
+    let mut bytes = Vec::new();
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_failed)?;
+    if bytes.len() > limit {
+        return Err((
+            "IMAGE_TOO_MANY_BYTES",
+            format!("the input is over the limit of {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `Ok(true)` when stdout was closed by the reader (e.g. `| head`): stop quietly.
+fn quiet_on_closed_stdout(r: std::io::Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
