@@ -105,6 +105,9 @@ pub struct ServerArgs {
     /// Serve the demo page at / and /demo.
     #[arg(long, env = "EKYC_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo: bool,
+    /// After SIGTERM/SIGINT, seconds to let requests in flight finish before exiting anyway.
+    #[arg(long, env = "EKYC_SHUTDOWN_GRACE_S", default_value_t = ServerConfig::default().shutdown_grace_s)]
+    pub shutdown_grace_s: f64,
 }
 
 /// S3 upload-trigger settings.
@@ -217,6 +220,7 @@ impl Settings {
             cors_origins: s.cors_origins.clone(),
             max_concurrency: s.max_concurrency,
             demo: s.demo,
+            shutdown_grace_s: s.shutdown_grace_s,
         }
     }
 

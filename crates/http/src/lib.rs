@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub max_concurrency: usize,
     /// Serve the demo page at / and /demo.
     pub demo: bool,
+    /// After SIGTERM/SIGINT, seconds to let requests in flight finish before exiting anyway.
+    pub shutdown_grace_s: f64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             max_concurrency: 0,
             demo: true,
+            shutdown_grace_s: 10.0,
         }
     }
 }
@@ -325,10 +328,50 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), Box<dyn std::error::Error
     let s = &state.server;
     let listener = tokio::net::TcpListener::bind((s.host.as_str(), s.port)).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // SIGTERM or SIGINT: stop accepting, let requests in flight finish, but never wait longer than
+    // the grace period (a stalled client cannot hold the process).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful_rx = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful_rx.wait_for(|stop| *stop).await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+    });
+    let grace = std::time::Duration::from_secs_f64(s.shutdown_grace_s.max(0.0));
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_s = grace.as_secs_f64(), "shutdown grace period over; exiting with connections still open");
+        }
+    }
     Ok(())
+}
+
+/// SIGTERM (what Lambda, systemd, Kubernetes and `kill` send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
