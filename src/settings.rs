@@ -69,6 +69,10 @@ pub struct LimitArgs {
     /// keeping the long side at least this large: a 12-MP photo costs little more than a small one.
     #[arg(long, env = "EKYC_DECODE_MAX_SIDE", default_value_t = Limits::default().decode_max_side)]
     pub decode_max_side: u32,
+    /// Per-request decode budget in MiB: the peak memory of one decode (native depth incl. 16-bit
+    /// and alpha, plus the RGB copies), checked on the header before decoding.
+    #[arg(long, env = "EKYC_MAX_DECODE_MB", default_value_t = Limits::default().max_decode_bytes >> 20)]
+    pub max_decode_mb: u64,
 }
 
 /// The liveness decision.
@@ -184,6 +188,7 @@ impl Settings {
                 max_image_side: l.max_image_side,
                 max_image_pixels: l.max_image_pixels,
                 decode_max_side: l.decode_max_side,
+                max_decode_bytes: l.max_decode_mb << 20,
             },
             quality: self.quality.0.clone(),
             decision: Decision {

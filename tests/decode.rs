@@ -98,3 +98,57 @@ fn exif_orientation_is_applied() {
         (1, 1, "jpeg")
     );
 }
+
+/// Decompression bombs inside the pixel limits are refused from the header when their decode would
+/// exceed the per-request budget (native depth, alpha and the RGB copies counted), or decoded within it.
+#[test]
+fn decompression_bombs_are_refused_or_decoded_within_the_budget() {
+    let limits = settings().pipeline().limits;
+    assert_eq!(limits.max_decode_bytes, 256 << 20, "default budget");
+    // 7071x7071 RGBA16 PNG (50 MP, 8 bytes per pixel = 400 MB): refused before decoding.
+    let e = decode(&common::png_header_with(7071, 7071, 16, 6), &limits).expect_err("refuse");
+    assert_eq!(e.code(), "IMAGE_TOO_LARGE");
+    assert!(e.to_string().contains("budget"), "{e}");
+    // The same size in 8-bit RGB is still over (147 MB decoder buffer + 147 MB RGB copy)...
+    assert_eq!(
+        decode(&png_header(7071, 7071), &limits)
+            .expect_err("refuse")
+            .code(),
+        "IMAGE_TOO_LARGE"
+    );
+    // ...and a smaller budget refuses a smaller image.
+    let mut small = limits.clone();
+    small.max_decode_bytes = 8 << 20;
+    assert_eq!(
+        decode(&png_header(2000, 2000), &small)
+            .expect_err("refuse")
+            .code(),
+        "IMAGE_TOO_LARGE"
+    );
+
+    // 7000x7000 lossless WebP of one colour (a few KB): refused from its header.
+    let img = image::RgbImage::from_pixel(7000, 7000, image::Rgb([90, 120, 150]));
+    let mut webp = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut webp, image::ImageFormat::WebP)
+        .expect("encode webp");
+    let webp = webp.into_inner();
+    assert!(webp.len() < 200_000, "a bomb: {} bytes", webp.len());
+    let e = decode(&webp, &limits).expect_err("refuse");
+    assert_eq!(e.code(), "IMAGE_TOO_LARGE", "{e}");
+
+    // 7000x7000 1-bit PNG (6 MB of bits, 49 MB as 8-bit grey + 147 MB RGB): within the budget, decoded.
+    let mut onebit = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut onebit, 7000, 7000);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        let mut w = enc.write_header().expect("header");
+        w.write_image_data(&vec![0u8; 875 * 7000]).expect("data");
+    }
+    assert!(onebit.len() < 200_000, "a bomb: {} bytes", onebit.len());
+    let peak = ekyc_core::decode::decode_peak_bytes(7000, 7000, 1, 7000 * 7000, false);
+    assert!(peak <= limits.max_decode_bytes, "{peak}");
+    let d = decode(&onebit, &limits).expect("decoded within budget");
+    assert_eq!(d.image.dimensions(), (7000, 7000));
+}

@@ -158,11 +158,16 @@ pub fn two_faces_png() -> Vec<u8> {
 
 /// A PNG whose IHDR claims `w` x `h` (valid CRCs) followed by a tiny IDAT: a decompression-bomb header.
 pub fn png_header(w: u32, h: u32) -> Vec<u8> {
+    png_header_with(w, h, 8, 2)
+}
+
+/// [`png_header`] with a given bit depth and colour type (2 = RGB, 6 = RGBA, 0 = grey).
+pub fn png_header_with(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
     let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
     let mut ihdr = b"IHDR".to_vec();
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
     v.extend_from_slice(&13u32.to_be_bytes());
     v.extend_from_slice(&ihdr);
     v.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());

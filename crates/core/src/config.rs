@@ -15,6 +15,11 @@ pub struct Limits {
     /// JPEGs at least twice this size (long side) are decoded at a reduced DCT scale (1/2, 1/4,
     /// 1/8) keeping the long side at least this large.
     pub decode_max_side: u32,
+    /// Per-request decode budget: the most memory one decode may hold at its peak (the decoder's
+    /// buffer at the image's native depth, 16-bit and alpha included, plus the RGB copies),
+    /// computed from the header before any pixel is allocated; also the cap on any single decoder
+    /// allocation.
+    pub max_decode_bytes: u64,
 }
 
 impl Default for Limits {
@@ -24,6 +29,7 @@ impl Default for Limits {
             max_image_side: 10_000,
             max_image_pixels: 50_000_000,
             decode_max_side: 800,
+            max_decode_bytes: 256 << 20,
         }
     }
 }

@@ -80,13 +80,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
     // Width/height are checked by check_dimensions below (with a clear error); the allocation cap is
     // a second line of defence inside the decoders.
     let mut img_limits = image::Limits::default();
-    // Room for the RGB(A) buffer of the largest allowed image plus decoder scratch.
-    img_limits.max_alloc = Some(
-        limits
-            .max_image_pixels
-            .saturating_mul(4)
-            .saturating_add(64 << 20),
-    );
+    // No single decoder allocation may exceed the request's decode budget.
+    img_limits.max_alloc = Some(limits.max_decode_bytes);
     reader.limits(img_limits);
     let mut decoder = reader
         .into_decoder()
@@ -96,7 +91,27 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
 
     let denom = jpeg_scale_denominator(w.max(h), limits.decode_max_side);
-    let (rgb, decode_scale) = if format == ImageFormat::Jpeg && denom > 1 {
+    let scaled = format == ImageFormat::Jpeg && denom > 1;
+    let needed = decode_peak_bytes(
+        w,
+        h,
+        if scaled { denom } else { 1 },
+        decoder.total_bytes(),
+        orientation != Orientation::NoTransforms,
+    );
+    if needed > limits.max_decode_bytes {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit: format!(
+                "decoding needs {} MiB at {} bytes per pixel, over the budget of {} MiB",
+                needed.div_ceil(1 << 20),
+                decoder.total_bytes() / (u64::from(w) * u64::from(h)).max(1),
+                limits.max_decode_bytes >> 20
+            ),
+        });
+    }
+    let (rgb, decode_scale) = if scaled {
         drop(decoder);
         decode_jpeg_scaled(bytes, w, h, denom)?
     } else {
@@ -120,6 +135,18 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
             decode_scale,
         },
     })
+}
+
+/// Upper bound of the bytes one decode holds at its peak, from the header: the decoder's own buffer
+/// at its native depth (`native` = width × height × bytes per pixel, 16-bit and alpha included) —
+/// for a DCT-scaled JPEG at most 4 bytes per scaled pixel — plus the 8-bit RGB copy, plus one
+/// more RGB copy when the EXIF orientation is applied.
+pub fn decode_peak_bytes(w: u32, h: u32, denom: u32, native: u64, reoriented: bool) -> u64 {
+    let d = u64::from(denom.max(1));
+    let (sw, sh) = (u64::from(w).div_ceil(d), u64::from(h).div_ceil(d));
+    let decoder = if d > 1 { sw * sh * 4 } else { native };
+    let rgb = sw * sh * 3;
+    decoder + rgb + if reoriented { rgb } else { 0 }
 }
 
 /// True when an EOI marker (FF D9) follows the last start-of-scan marker (FF DA). Entropy-coded data
@@ -315,6 +342,18 @@ mod tests {
             "EOI before the scan"
         );
         assert!(!jpeg_has_eoi(&[0xff, 0xd8]), "no scan");
+    }
+
+    #[test]
+    fn decode_peak_counts_depth_alpha_and_copies() {
+        // 7071x7071 RGBA16 PNG: 8 bytes per pixel native + the RGB copy.
+        let n = 7071u64 * 7071;
+        assert_eq!(decode_peak_bytes(7071, 7071, 1, n * 8, false), n * 11);
+        // A 4000x3000 JPEG decoded at 1/4: 1000x750 scaled pixels, at most 4 + 3 (+ 3) bytes each.
+        assert_eq!(
+            decode_peak_bytes(4000, 3000, 4, 12_000_000 * 3, true),
+            750_000 * 10
+        );
     }
 
     #[test]
