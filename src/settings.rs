@@ -112,6 +112,10 @@ pub struct ServerArgs {
     /// After SIGTERM/SIGINT, seconds to let requests in flight finish before exiting anyway.
     #[arg(long, env = "EKYC_SHUTDOWN_GRACE_S", default_value_t = ServerConfig::default().shutdown_grace_s)]
     pub shutdown_grace_s: f64,
+    /// Memory the process may use, in MiB: concurrency is lowered so that permits × the decode
+    /// budget fits (default inside Lambda: AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
+    #[arg(long, env = "EKYC_MEMORY_MB")]
+    pub memory_mb: Option<u64>,
 }
 
 /// S3 upload-trigger settings.
@@ -226,6 +230,11 @@ impl Settings {
             max_concurrency: s.max_concurrency,
             demo: s.demo,
             shutdown_grace_s: s.shutdown_grace_s,
+            memory_mb: s.memory_mb.or_else(|| {
+                std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+            }),
         }
     }
 

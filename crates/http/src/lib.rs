@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub demo: bool,
     /// After SIGTERM/SIGINT, seconds to let requests in flight finish before exiting anyway.
     pub shutdown_grace_s: f64,
+    /// Memory the process may use, in MiB (inside Lambda: the function's memory size), for the
+    /// decode-budget plan; `None` = not planned.
+    pub memory_mb: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             max_concurrency: 0,
             demo: true,
             shutdown_grace_s: 10.0,
+            memory_mb: None,
         }
     }
 }
@@ -300,19 +304,65 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     })
 }
 
+/// Memory kept for the process itself (models, plans, runtime, buffers of requests waiting for a
+/// permit) when the decode budget is planned: docs/performance.md measures ~50–120 MiB of RSS.
+pub const PROCESS_RESERVE_BYTES: u64 = 160 << 20;
+
+/// The memory plan does not fit: not even one decode fits in the configured memory.
+#[derive(Debug, thiserror::Error)]
+#[error("EKYC_MEMORY_MB={memory_mb} leaves no room for one decode of {budget_mb} MiB (EKYC_MAX_DECODE_MB) after the process reserve of {reserve_mb} MiB")]
+pub struct MemoryPlanError {
+    pub memory_mb: u64,
+    pub budget_mb: u64,
+    pub reserve_mb: u64,
+}
+
+/// Verifications allowed at once: the configured number (0 = CPUs), lowered so that
+/// `permits × decode budget + reserve ≤ memory` when the memory is known.
+pub fn plan_permits(server: &ServerConfig, decode_budget: u64) -> Result<usize, MemoryPlanError> {
+    let wanted = match server.max_concurrency {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let Some(memory_mb) = server.memory_mb else {
+        return Ok(wanted);
+    };
+    let fit = (memory_mb << 20).saturating_sub(PROCESS_RESERVE_BYTES) / decode_budget.max(1);
+    if fit == 0 {
+        return Err(MemoryPlanError {
+            memory_mb,
+            budget_mb: decode_budget >> 20,
+            reserve_mb: PROCESS_RESERVE_BYTES >> 20,
+        });
+    }
+    let permits = wanted.min(usize::try_from(fit).unwrap_or(usize::MAX));
+    if permits < wanted {
+        tracing::warn!(
+            wanted,
+            permits,
+            memory_mb,
+            "concurrency lowered to fit the memory"
+        );
+    }
+    Ok(permits)
+}
+
 impl AppState {
-    /// Wrap a loaded pipeline (built once per process).
-    pub fn new(pipeline: Pipeline, server: ServerConfig) -> Arc<AppState> {
-        let n = match server.max_concurrency {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        Arc::new(AppState {
+    /// Wrap a loaded pipeline (built once per process), with as many concurrency permits as the
+    /// memory plan allows ([`plan_permits`]).
+    pub fn new(pipeline: Pipeline, server: ServerConfig) -> Result<Arc<AppState>, MemoryPlanError> {
+        let n = plan_permits(&server, pipeline.config().limits.max_decode_bytes)?;
+        Ok(Arc::new(AppState {
             pipeline,
             server,
             started: Instant::now(),
             permits: tokio::sync::Semaphore::new(n),
-        })
+        }))
+    }
+
+    /// The number of verifications that may run at once.
+    pub fn permits(&self) -> usize {
+        self.permits.available_permits()
     }
 }
 
@@ -373,5 +423,33 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permits_fit_the_memory() {
+        let mut s = ServerConfig {
+            max_concurrency: 8,
+            ..ServerConfig::default()
+        };
+        let budget = 256 << 20;
+        assert_eq!(
+            plan_permits(&s, budget).ok(),
+            Some(8),
+            "no memory given: as configured"
+        );
+        s.memory_mb = Some(1769); // the template's Lambda size: (1769 - 160) / 256 = 6
+        assert_eq!(plan_permits(&s, budget).ok(), Some(6));
+        s.memory_mb = Some(512);
+        assert_eq!(plan_permits(&s, budget).ok(), Some(1));
+        s.memory_mb = Some(300);
+        assert!(
+            plan_permits(&s, budget).is_err(),
+            "not even one decode fits"
+        );
     }
 }
