@@ -116,6 +116,9 @@ pub struct ServerArgs {
     /// budget fits (default inside Lambda: AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
     #[arg(long, env = "EKYC_MEMORY_MB")]
     pub memory_mb: Option<u64>,
+    /// Seconds a request body may take to arrive; slower or stalled uploads get 408 BODY_TIMEOUT.
+    #[arg(long, env = "EKYC_BODY_TIMEOUT_S", default_value_t = ServerConfig::default().body_timeout_s)]
+    pub body_timeout_s: f64,
 }
 
 /// S3 upload-trigger settings.
@@ -230,6 +233,7 @@ impl Settings {
             max_concurrency: s.max_concurrency,
             demo: s.demo,
             shutdown_grace_s: s.shutdown_grace_s,
+            body_timeout_s: s.body_timeout_s,
             memory_mb: s.memory_mb.or_else(|| {
                 std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
                     .ok()

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     EmptyImage,
     /// The body ended before its announced Content-Length.
     IncompleteBody,
+    /// The body did not arrive within the body timeout.
+    BodyTimeout,
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
@@ -73,7 +75,7 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
@@ -81,6 +83,7 @@ impl ErrorKind {
         ErrorKind::BadQuery,
         ErrorKind::EmptyImage,
         ErrorKind::IncompleteBody,
+        ErrorKind::BodyTimeout,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::BodyTooLarge,
@@ -105,6 +108,7 @@ impl ErrorKind {
             ErrorKind::BadQuery => "BAD_QUERY",
             ErrorKind::EmptyImage | ErrorKind::Decode(DecodeKind::Empty) => "EMPTY_IMAGE",
             ErrorKind::IncompleteBody => "INCOMPLETE_BODY",
+            ErrorKind::BodyTimeout => "BODY_TIMEOUT",
             ErrorKind::NotFound => "NOT_FOUND",
             ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorKind::BodyTooLarge => "BODY_TOO_LARGE",
@@ -131,6 +135,7 @@ impl ErrorKind {
             | ErrorKind::IncompleteBody
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::BodyTooLarge
             | ErrorKind::Decode(DecodeKind::TooManyBytes | DecodeKind::TooLarge) => {

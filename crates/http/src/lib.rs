@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// Memory the process may use, in MiB (inside Lambda: the function's memory size), for the
     /// decode-budget plan; `None` = not planned.
     pub memory_mb: Option<u64>,
+    /// Seconds a request body may take to arrive (slow or stalled uploads get 408).
+    pub body_timeout_s: f64,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             demo: true,
             shutdown_grace_s: 10.0,
             memory_mb: None,
+            body_timeout_s: 30.0,
         }
     }
 }
@@ -277,7 +280,19 @@ async fn handle_liveness(state: Arc<AppState>, req: Request) -> Result<Verdict, 
     // the error instead of a reset connection.
     let query = req.uri().query().map(str::to_string);
     let limit = state.server.max_body_bytes;
-    let image = input::read_image(req, limit).await?;
+    // A stalled or trickling upload is cut after the body timeout; its buffer is dropped with it.
+    let timeout = std::time::Duration::from_secs_f64(state.server.body_timeout_s.max(0.1));
+    let image = tokio::time::timeout(timeout, input::read_image(req, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {:.0} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })??;
     let opts = input::parse_query(query.as_deref())?;
     let _permit = state
         .permits

@@ -1,5 +1,6 @@
-//! `ekyc serve` on SIGTERM: stops accepting, finishes the requests in flight, and exits 0 within
-//! the grace period even while a client holds a half-sent request.
+//! `ekyc serve` as a process: on SIGTERM it stops accepting, finishes the requests in flight, and
+//! exits 0 within the grace period even while a client holds a half-sent request; a stalled upload
+//! is answered 408 after the body timeout.
 
 mod common;
 
@@ -16,14 +17,13 @@ fn free_port() -> u16 {
 }
 
 fn serve(port: u16, grace_s: &str) -> Child {
+    serve_with(port, &["--shutdown-grace-s", grace_s])
+}
+
+fn serve_with(port: u16, extra: &[&str]) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_ekyc"))
-        .args([
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--shutdown-grace-s",
-            grace_s,
-        ])
+        .args(["serve", "--port", &port.to_string()])
+        .args(extra)
         .current_dir(common::repo())
         .env_remove("EKYC_MODELS_DIR")
         .env("EKYC_LOG", "warn")
@@ -83,7 +83,9 @@ fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     );
     s.write_all(head.as_bytes()).expect("head");
     s.write_all(&image).expect("body");
-    // The request is in flight: stop the server now.
+    // Let the server accept the connection (a connection still in the listen backlog is not in
+    // flight), then stop it while the request is being handled.
+    std::thread::sleep(Duration::from_millis(300));
     sigterm(&child);
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
@@ -123,4 +125,28 @@ fn a_stalled_client_cannot_hold_shutdown_past_the_grace_period() {
         "exited after {took:?} (grace 1.5 s)"
     );
     drop((stalled, half));
+}
+
+#[test]
+fn a_stalled_upload_gets_408_json_after_the_body_timeout() {
+    if !common::models_present() {
+        return;
+    }
+    let port = free_port();
+    let mut child = serve_with(port, &["--body-timeout-s", "1"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .expect("write");
+    let t = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).expect("an answer, not a hang");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"BODY_TIMEOUT\""), "{answer}");
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(code, Some(0));
 }
