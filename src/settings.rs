@@ -119,6 +119,16 @@ pub struct ServerArgs {
     /// Seconds a request body may take to arrive; slower or stalled uploads get 408 BODY_TIMEOUT.
     #[arg(long, env = "EKYC_BODY_TIMEOUT_S", default_value_t = ServerConfig::default().body_timeout_s)]
     pub body_timeout_s: f64,
+    /// API keys required on /v1/* as `Authorization: Bearer <key>` (comma-separated; prefer
+    /// `sha256:<hex digest of the key>` entries so the secret is not in the configuration).
+    /// Empty = no authentication (behind API Gateway, its authorizer does it).
+    #[arg(
+        long,
+        env = "EKYC_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
 }
 
 /// S3 upload-trigger settings.
@@ -223,9 +233,9 @@ impl Settings {
     }
 
     /// The HTTP adapter's configuration.
-    pub fn server(&self) -> ServerConfig {
+    pub fn server(&self) -> Result<ServerConfig, ekyc_http::auth::ApiKeyError> {
         let s = &self.server;
-        ServerConfig {
+        Ok(ServerConfig {
             host: s.host.clone(),
             port: s.port,
             max_body_bytes: s.max_body_bytes,
@@ -234,12 +244,13 @@ impl Settings {
             demo: s.demo,
             shutdown_grace_s: s.shutdown_grace_s,
             body_timeout_s: s.body_timeout_s,
+            api_keys: ekyc_http::auth::ApiKeys::from_entries(&s.api_keys)?,
             memory_mb: s.memory_mb.or_else(|| {
                 std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
                     .ok()
                     .and_then(|v| v.parse().ok())
             }),
-        }
+        })
     }
 
     /// The S3 trigger's configuration.
@@ -278,7 +289,7 @@ mod tests {
         }
         assert_eq!(s.pipeline().quality, QualityLimits::default());
         assert_eq!(s.pipeline().limits, Limits::default());
-        assert_eq!(s.server(), ServerConfig::default());
+        assert_eq!(s.server().expect("server"), ServerConfig::default());
         assert_eq!(s.s3(), S3Config::default());
     }
 

@@ -544,3 +544,77 @@ fn demo_page_on_and_off() {
         });
     }
 }
+
+/// With EKYC_API_KEYS set, /v1/* needs `Authorization: Bearer <key>` (plain or sha256 entries);
+/// /health stays open.
+#[test]
+fn api_keys_guard_the_api() {
+    if !common::models_present() {
+        return;
+    }
+    use sha2::Digest;
+    let mut c = settings();
+    let second = "second-key-for-tests-0123456789";
+    c.server.api_keys = vec![
+        "first-key-for-tests-0123456789".into(),
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(second.as_bytes()))
+        ),
+    ];
+    let state = common::app_state(&c).expect("models");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, router(state)).await.expect("serve");
+        });
+    });
+    let base = format!("http://{}", rx.recv().expect("addr"));
+    let live = read(LIVE);
+    let call = |auth: Option<&str>| {
+        let mut req = agent()
+            .post(&format!("{base}/v1/liveness"))
+            .set("Content-Type", "image/jpeg");
+        if let Some(a) = auth {
+            req = req.set("Authorization", a);
+        }
+        match req.send_bytes(&live) {
+            Ok(r) => (
+                r.status(),
+                r.header("www-authenticate").map(str::to_string),
+                r.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                r.header("www-authenticate").map(str::to_string),
+                r.into_string().unwrap_or_default(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong-key-0123456789"),
+        Some("Basic Zm9vOmJhcg=="),
+    ] {
+        let (status, www, body) = call(auth);
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert_eq!(www.as_deref(), Some("Bearer"));
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["error"]["code"], "UNAUTHORIZED", "{body}");
+    }
+    for key in ["first-key-for-tests-0123456789", second] {
+        let (status, _, body) = call(Some(&format!("Bearer {key}")));
+        assert_eq!(status, 200, "{body}");
+    }
+    let health = agent()
+        .get(&format!("{base}/health"))
+        .call()
+        .expect("health without a key");
+    assert_eq!(health.status(), 200);
+}

@@ -12,5 +12,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Models load before serving: a Lambda init error (never a half-loaded function) if anything is
     // wrong, with one log line naming the model and where it was looked for.
     let pipeline = settings.load_pipeline().await?;
-    ekyc_http::serve(ekyc_http::AppState::new(pipeline, settings.server())?).await
+    ekyc_http::serve(ekyc_http::AppState::new(pipeline, settings.server()?)?).await
 }

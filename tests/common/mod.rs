@@ -186,7 +186,10 @@ pub fn app_state(s: &Settings) -> Option<std::sync::Arc<ekyc_http::AppState>> {
     let pipeline = s
         .load_local_pipeline()
         .expect("loading the provisioned models");
-    Some(ekyc_http::AppState::new(pipeline, s.server()).expect("memory plan"))
+    Some(
+        ekyc_http::AppState::new(pipeline, s.server().expect("server settings"))
+            .expect("memory plan"),
+    )
 }
 
 /// The shared pipeline, for tests that checked [`pipeline`] at their start.

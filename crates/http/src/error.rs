@@ -36,6 +36,8 @@ pub enum ErrorKind {
     IncompleteBody,
     /// The body did not arrive within the body timeout.
     BodyTimeout,
+    /// No accepted API key.
+    Unauthorized,
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
@@ -75,7 +77,7 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
@@ -84,6 +86,7 @@ impl ErrorKind {
         ErrorKind::EmptyImage,
         ErrorKind::IncompleteBody,
         ErrorKind::BodyTimeout,
+        ErrorKind::Unauthorized,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::BodyTooLarge,
@@ -109,6 +112,7 @@ impl ErrorKind {
             ErrorKind::EmptyImage | ErrorKind::Decode(DecodeKind::Empty) => "EMPTY_IMAGE",
             ErrorKind::IncompleteBody => "INCOMPLETE_BODY",
             ErrorKind::BodyTimeout => "BODY_TIMEOUT",
+            ErrorKind::Unauthorized => "UNAUTHORIZED",
             ErrorKind::NotFound => "NOT_FOUND",
             ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorKind::BodyTooLarge => "BODY_TOO_LARGE",
@@ -136,6 +140,7 @@ impl ErrorKind {
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::BodyTooLarge
             | ErrorKind::Decode(DecodeKind::TooManyBytes | DecodeKind::TooLarge) => {

@@ -1,6 +1,7 @@
 //! HTTP adapter: one axum Router (built once per process around the shared [`Pipeline`]), served
 //! locally by `axum::serve` or inside AWS Lambda by `lambda_http::run`.
 
+pub mod auth;
 mod demo;
 pub mod error;
 mod input;
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub memory_mb: Option<u64>,
     /// Seconds a request body may take to arrive (slow or stalled uploads get 408).
     pub body_timeout_s: f64,
+    /// API keys required on /v1/* (empty = none).
+    pub api_keys: auth::ApiKeys,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             shutdown_grace_s: 10.0,
             memory_mb: None,
             body_timeout_s: 30.0,
+            api_keys: auth::ApiKeys::default(),
         }
     }
 }
@@ -96,8 +100,15 @@ pub struct Health {
 /// Build the router. `state` holds the loaded models; nothing is loaded per request.
 pub fn router(state: Arc<AppState>) -> Router {
     let server = state.server.clone();
-    let mut routes = Router::new()
+    // The API routes need a key when keys are configured; /health, /openapi.json and the demo
+    // page do not.
+    let api = Router::new()
         .route("/v1/liveness", post(liveness))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let mut routes = api
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::serve));
     if server.demo {
@@ -157,7 +168,7 @@ fn cors_layer(cfg: &ServerConfig) -> Option<tower_http::cors::CorsLayer> {
         tower_http::cors::CorsLayer::new()
             .allow_origin(origins)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([header::CONTENT_TYPE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
             .allow_credentials(false)
             .max_age(std::time::Duration::from_secs(600)),
     )
@@ -178,7 +189,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 /// Read (and drop) a request body, up to a bound, before answering an error: a client still
 /// uploading then gets the JSON answer instead of a reset connection.
-async fn drain(req: Request) {
+pub(crate) async fn drain(req: Request) {
     let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
 }
 
@@ -219,6 +230,8 @@ fn request_id(req: &Request) -> String {
     responses(
         (status = 200, description = "A verdict: LIVE, SPOOF, QUALITY_FAILED (with reasons) or NO_FACE", body = LivenessResponse),
         (status = 400, description = "Malformed multipart, missing file, bad JSON/base64, bad query, empty image", body = error::ErrorBody),
+        (status = 401, description = "API keys are configured and the request has no accepted bearer key", body = error::ErrorBody),
+        (status = 408, description = "The body did not arrive within the body timeout", body = error::ErrorBody),
         (status = 413, description = "Body or image over the limits", body = error::ErrorBody),
         (status = 415, description = "Unsupported content type or image format", body = error::ErrorBody),
         (status = 422, description = "Truncated or corrupt image", body = error::ErrorBody),

@@ -139,7 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Serve { config } => {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let pipeline = config.load_pipeline().await.context("loading models")?;
-                ekyc_http::serve(ekyc_http::AppState::new(pipeline, config.server())?)
+                ekyc_http::serve(ekyc_http::AppState::new(pipeline, config.server()?)?)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
