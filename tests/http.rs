@@ -24,11 +24,16 @@ fn small_server() -> &'static str {
 }
 
 fn start(max_body_bytes: usize) -> String {
+    let mut c = settings();
+    c.server.max_body_bytes = max_body_bytes;
+    c.server.cors_origins = vec!["https://app.example.com".into()];
+    start_with(&c)
+}
+
+/// Serve the router of `c` on a free loopback port in a thread of its own; returns the base URL.
+fn start_with(c: &ekyc_liveness::Settings) -> String {
     {
-        let mut c = settings();
-        c.server.max_body_bytes = max_body_bytes;
-        c.server.cors_origins = vec!["https://app.example.com".into()];
-        let state = common::app_state(&c).expect("models");
+        let state = common::app_state(c).expect("models");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
