@@ -567,19 +567,7 @@ fn api_keys_guard_the_api() {
             hex::encode(sha2::Sha256::digest(second.as_bytes()))
         ),
     ];
-    let state = common::app_state(&c).expect("models");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, router(state)).await.expect("serve");
-        });
-    });
-    let base = format!("http://{}", rx.recv().expect("addr"));
+    let base = start_with(&c);
     let live = read(LIVE);
     let call = |auth: Option<&str>| {
         let mut req = agent()
