@@ -157,19 +157,4 @@ impl Registry {
     pub fn models(&self) -> &[ModelInfo] {
         &self.models
     }
-
-    /// Where the models came from ("dir:models", "s3://bucket/prefix/", "embedded").
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// The detectors, in the order they are tried.
-    pub fn detectors(&self) -> &[Detector] {
-        &self.detectors
-    }
-
-    /// The liveness models of the ensemble.
-    pub fn liveness_models(&self) -> &[LivenessModel] {
-        &self.liveness
-    }
 }
