@@ -22,6 +22,11 @@ deny:
 test-fast:
     cargo test --all-targets
 
+# The fuzz suites (decode, HTTP input) with more cases, as tools/test.sh runs them; CASES=n to change.
+fuzz CASES="150000":
+    EKYC_FUZZ_CASES={{CASES}} cargo test --test fuzz -- decode_survives --nocapture
+    EKYC_FUZZ_CASES={{CASES}} cargo test --lib -- input::fuzz::extract --nocapture
+
 # Provision the default models (mirror when EKYC_MODEL_MIRROR is set, else public URLs / recipes).
 models:
     cargo run --release -- models fetch

@@ -8,6 +8,7 @@
 
 use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser};
 use ekyc_aws::{ModelLocation, S3Config};
+use ekyc_core::metrics::MetricsConfig;
 use ekyc_core::quality::{QualityLimits, LIMITS};
 use ekyc_core::{Decision, Limits, ModelSelection, PipelineConfig};
 use ekyc_http::ServerConfig;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub server: ServerArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Where models come from and which ones are active.
@@ -119,6 +122,18 @@ pub struct ServerArgs {
     /// Seconds a request body may take to arrive; slower or stalled uploads get 408 BODY_TIMEOUT.
     #[arg(long, env = "EKYC_BODY_TIMEOUT_S", default_value_t = ServerConfig::default().body_timeout_s)]
     pub body_timeout_s: f64,
+    /// Connections the local server keeps open at once; the next is answered 503
+    /// TOO_MANY_CONNECTIONS and closed.
+    #[arg(long, env = "EKYC_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send its whole request head (then 408 HEADER_TIMEOUT; a
+    /// connection that sent nothing is closed).
+    #[arg(long, env = "EKYC_HEADER_TIMEOUT_S", default_value_t = ServerConfig::default().header_timeout_s)]
+    pub header_timeout_s: f64,
+    /// MiB for request bodies being received (each reserves twice its Content-Length); over it,
+    /// uploads get 503 SERVER_BUSY.
+    #[arg(long, env = "EKYC_BODY_MEMORY_MB", default_value_t = ServerConfig::default().body_memory_mb)]
+    pub body_memory_mb: u64,
     /// API keys required on /v1/* as `Authorization: Bearer <key>` (comma-separated; prefer
     /// `sha256:<hex digest of the key>` entries so the secret is not in the configuration).
     /// Empty = no authentication (behind API Gateway, its authorizer does it).
@@ -140,6 +155,33 @@ pub struct S3Args {
     /// Key prefix under which verdict JSON files are written (`<results>/<original key>.json`).
     #[arg(long, env = "EKYC_RESULTS_PREFIX", default_value = "results/")]
     pub results_prefix: String,
+    /// HTTP API: bucket for uploads through S3 (`POST /v1/uploads` presigns a PUT under
+    /// EKYC_UPLOADS_PREFIX, `GET /v1/results/{id}` reads EKYC_RESULTS_PREFIX). Unset = those routes
+    /// answer 404 UPLOADS_DISABLED.
+    #[arg(long, env = "EKYC_UPLOADS_BUCKET")]
+    pub uploads_bucket: Option<String>,
+    /// HTTP API: seconds a presigned upload URL stays valid (1 to 604800, SigV4's maximum).
+    #[arg(long, env = "EKYC_UPLOAD_EXPIRES_S", default_value_t = ekyc_http::uploads::UploadConfig::default().expires_s,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub upload_expires_s: u64,
+}
+
+/// Metric lines (CloudWatch embedded metric format) on stdout.
+#[derive(Args, Clone, Debug)]
+pub struct MetricsArgs {
+    /// CloudWatch embedded-metric-format lines on stdout (one per verification, one per cold
+    /// start): `auto` = only inside AWS Lambda (AWS_LAMBDA_FUNCTION_NAME set), `emf` = always,
+    /// `off` = never.
+    #[arg(long, env = "EKYC_METRICS", value_enum, default_value_t = MetricsMode::Auto)]
+    pub metrics: MetricsMode,
+}
+
+/// When metric lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsMode {
+    Auto,
+    Emf,
+    Off,
 }
 
 /// The quality-gate limits: one flag (`--min-face-brightness`) and one variable
@@ -244,6 +286,10 @@ impl Settings {
             demo: s.demo,
             shutdown_grace_s: s.shutdown_grace_s,
             body_timeout_s: s.body_timeout_s,
+            max_connections: s.max_connections,
+            header_timeout_s: s.header_timeout_s,
+            body_memory_mb: s.body_memory_mb,
+            metrics: self.metrics("ekyc-api"),
             api_keys: ekyc_http::auth::ApiKeys::from_entries(&s.api_keys)?,
             memory_mb: s.memory_mb.or_else(|| {
                 std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
@@ -258,6 +304,49 @@ impl Settings {
         S3Config {
             uploads_prefix: self.s3.uploads_prefix.clone(),
             results_prefix: self.s3.results_prefix.clone(),
+            metrics: self.metrics("ekyc-s3"),
+        }
+    }
+
+    /// The HTTP API's upload settings (the prefixes are the S3 trigger's).
+    pub fn upload_config(&self) -> ekyc_http::uploads::UploadConfig {
+        ekyc_http::uploads::UploadConfig {
+            expires_s: self.s3.upload_expires_s,
+            uploads_prefix: self.s3.uploads_prefix.clone(),
+            results_prefix: self.s3.results_prefix.clone(),
+        }
+    }
+
+    /// Uploads through S3 for the HTTP API, when EKYC_UPLOADS_BUCKET is set (S3 client from the
+    /// environment's AWS configuration, as for the models).
+    pub async fn uploads(&self) -> Option<ekyc_http::uploads::Uploads> {
+        let bucket = self
+            .s3
+            .uploads_bucket
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())?;
+        let store = ekyc_aws::uploads::S3Uploads::new(ekyc_aws::client().await, bucket);
+        Some(ekyc_http::uploads::Uploads::new(
+            std::sync::Arc::new(store),
+            self.upload_config(),
+        ))
+    }
+
+    /// The metric lines' configuration: the `FunctionName` dimension is the Lambda function's
+    /// name (AWS_LAMBDA_FUNCTION_NAME), else `binary`.
+    pub fn metrics(&self, binary: &str) -> MetricsConfig {
+        let lambda_function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|n| !n.is_empty());
+        MetricsConfig {
+            enabled: match self.metrics.metrics {
+                MetricsMode::Auto => lambda_function.is_some(),
+                MetricsMode::Emf => true,
+                MetricsMode::Off => false,
+            },
+            function_name: lambda_function.unwrap_or_else(|| binary.to_string()),
+            ..MetricsConfig::default()
         }
     }
 
@@ -289,8 +378,47 @@ mod tests {
         }
         assert_eq!(s.pipeline().quality, QualityLimits::default());
         assert_eq!(s.pipeline().limits, Limits::default());
-        assert_eq!(s.server().expect("server"), ServerConfig::default());
-        assert_eq!(s.s3(), S3Config::default());
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none()
+            && std::env::var_os("EKYC_METRICS").is_none()
+        {
+            let mut server = s.server().expect("server");
+            assert_eq!(server.metrics.function_name, "ekyc-api");
+            server.metrics.function_name.clear();
+            assert_eq!(server, ServerConfig::default());
+        }
+        assert_eq!(
+            s.upload_config(),
+            ekyc_http::uploads::UploadConfig::default()
+        );
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none()
+            && std::env::var_os("EKYC_METRICS").is_none()
+        {
+            // Outside Lambda the metrics' function name is the binary's; the rest is the default.
+            let mut s3 = s.s3();
+            assert_eq!(s3.metrics.function_name, "ekyc-s3");
+            s3.metrics.function_name.clear();
+            assert_eq!(s3, S3Config::default());
+        }
+    }
+
+    #[test]
+    fn metrics_modes() {
+        let parse = |mode: &str| {
+            EnvOnly::try_parse_from(["--metrics", mode])
+                .expect("flag parses")
+                .settings
+                .metrics("ekyc-s3")
+        };
+        assert!(parse("emf").enabled);
+        assert!(!parse("off").enabled);
+        let auto = parse("auto");
+        assert_eq!(
+            auto.enabled,
+            std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|n| !n.is_empty())
+        );
+        assert!(!auto.function_name.is_empty());
+        assert_eq!(auto.namespace, ekyc_core::metrics::NAMESPACE);
+        assert!(EnvOnly::try_parse_from(["--metrics", "statsd"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The quality gate's table (`ekyc_core::quality::LIMITS`) is the one source of each metric's
 //! identity: the README's configuration table, the OpenAPI schema and template.yaml must agree
-//! with it, and the README must list every API error code.
+//! with it, the README must list every API error code and every setting (variable and flag).
 
 use ekyc_core::quality::{Kind, LIMITS};
 
@@ -21,6 +21,26 @@ fn readme_lists_every_quality_limit_with_its_flag_and_default() {
         );
         assert!(readme.contains(&row), "README.md lacks the row {row}");
     }
+}
+
+#[test]
+fn readme_lists_every_setting_with_its_flag() {
+    use clap::Args;
+    let readme = read("README.md");
+    let cmd = ekyc_liveness::Settings::augment_args(clap::Command::new("settings"));
+    let mut seen = 0;
+    for arg in cmd.get_arguments() {
+        let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
+            continue;
+        };
+        let row = format!("| `{}` | `--{long}` |", env.to_string_lossy());
+        assert!(
+            readme.contains(&row),
+            "README.md lacks a row starting {row}"
+        );
+        seen += 1;
+    }
+    assert!(seen > LIMITS.len(), "only {seen} settings found");
 }
 
 #[test]

@@ -3,114 +3,15 @@
 
 mod common;
 
-use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
+use common::s3s::{bucket, client, client_with, event};
 use common::{read, repo, settings, LIVE};
 use ekyc_aws::trigger::{Outcome, Trigger};
 use ekyc_aws::LoadError;
 use ekyc_aws::{load_pipeline_with, models};
 use ekyc_core::{CheckOptions, ModelError, Pipeline};
 use serde_json::Value;
-use std::process::{Child, Command};
-use std::sync::{Arc, OnceLock};
-
-const KEY: &str = "ekyc-test-access";
-const SECRET: &str = "ekyc-test-secret-key";
-
-struct Server {
-    url: String,
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
-}
-struct ChildGuard(Child);
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-fn s3s_fs_binary() -> std::path::PathBuf {
-    std::env::var_os("EKYC_S3S_FS")
-        .map(Into::into)
-        .unwrap_or_else(|| repo().join(".tools/bin/s3s-fs"))
-}
-
-/// One s3s-fs server per test binary.
-fn server() -> &'static Server {
-    static S: OnceLock<Server> = OnceLock::new();
-    S.get_or_init(|| {
-        let bin = s3s_fs_binary();
-        assert!(
-            bin.exists(),
-            "s3s-fs not found at {} (tools/test.sh installs it; or set EKYC_S3S_FS)",
-            bin.display()
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let child = Command::new(&bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                KEY,
-                "--secret-key",
-                SECRET,
-            ])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        let guard = ChildGuard(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Server {
-            url: format!("http://127.0.0.1:{port}"),
-            _child: guard,
-            _dir: dir,
-        }
-    })
-}
-
-fn client_with(secret: &str) -> aws_sdk_s3::Client {
-    let creds = aws_sdk_s3::config::Credentials::new(KEY, secret, None, None, "tests");
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(&server().url)
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-fn client() -> aws_sdk_s3::Client {
-    client_with(SECRET)
-}
-
-async fn bucket(name: &str) -> String {
-    let c = client();
-    match c.create_bucket().bucket(name).send().await {
-        Ok(_) => {}
-        Err(e) => {
-            let s = format!("{e:?}");
-            assert!(
-                s.contains("BucketAlreadyOwnedByYou") || s.contains("BucketAlreadyExists"),
-                "create bucket: {s}"
-            );
-        }
-    }
-    name.to_string()
-}
+use std::sync::Arc;
 
 async fn put(bucket: &str, key: &str, data: Vec<u8>) {
     client()
@@ -185,11 +86,7 @@ fn ready() -> bool {
     if !common::models_present() {
         return false;
     }
-    let ok = s3s_fs_binary().exists();
-    if !ok {
-        common::skip("s3s-fs (tools/test.sh installs it; or set EKYC_S3S_FS)");
-    }
-    ok
+    common::s3s::available()
 }
 
 #[tokio::test]
@@ -336,22 +233,6 @@ async fn trigger(max_image_bytes: Option<usize>) -> Trigger {
         pipeline: Arc::new(load(c.clone(), &client()).await.expect("models")),
         config: c.s3(),
     }
-}
-
-/// One of the events/ files, pointed at `bucket` (and optionally another key / etag).
-fn event(file: &str, bucket: &str, key: Option<&str>) -> S3Event {
-    let mut v: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("events").join(file)).expect("event"),
-    )
-    .expect("json");
-    for r in v["Records"].as_array_mut().expect("records") {
-        r["s3"]["bucket"]["name"] = Value::String(bucket.into());
-        r["s3"]["bucket"]["arn"] = Value::String(format!("arn:aws:s3:::{bucket}"));
-        if let Some(k) = key {
-            r["s3"]["object"]["key"] = Value::String(k.into());
-        }
-    }
-    serde_json::from_value(v).expect("S3Event")
 }
 
 #[tokio::test]

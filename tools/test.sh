@@ -78,6 +78,17 @@ export EKYC_S3S_FS="$TOOLS/bin/s3s-fs"
 step "cargo test (every crate: unit tests beside the code, integration suites in tests/)"
 cargo test --all-targets
 
+# Fuzzing kept (issue 12): proptest suites over structured mutations of images (tests/fuzz.rs) and
+# of request bodies (crates/http/src/input/fuzz.rs), many more cases than `cargo test`'s 256. About
+# 1 min for decode + 10 s for the HTTP input at the default 150000 cases (debug, 2 cores); the
+# timeout bounds a hang. A failure's seed lands in tests/fuzz_regressions/proptest-*.txt and the
+# decode input in target/fuzz-failures/: keep it in tests/fuzz_regressions/ with the fix.
+FUZZ_CASES="${EKYC_FUZZ_CASES:-150000}"
+step "fuzz: decode and HTTP input parsing, $FUZZ_CASES cases each"
+EKYC_FUZZ_CASES="$FUZZ_CASES" timeout 300 cargo test --test fuzz -- decode_survives --nocapture
+# (`--lib` over the default members, like the step above: no rebuild with other features)
+EKYC_FUZZ_CASES="$FUZZ_CASES" timeout 300 cargo test --lib -- input::fuzz::extract --nocapture
+
 if [ -d "$ROOT/../shared/testdata/faces" ]; then
   step "demo page in headless Chromium"
   tools/browser-test.sh

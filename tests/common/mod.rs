@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Once, OnceLock};
 
+pub mod s3s;
+
 /// A bona fide capture that passes the gate and is LIVE (vendored, Apache-2.0).
 pub const LIVE: &str = "live/vietmoney_true_001.jpg";
 
@@ -163,11 +165,16 @@ pub fn png_header(w: u32, h: u32) -> Vec<u8> {
 
 /// [`png_header`] with a given bit depth and colour type (2 = RGB, 6 = RGBA, 0 = grey).
 pub fn png_header_with(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+    png_header_full(w, h, depth, color, false)
+}
+
+/// [`png_header_with`], stored interlaced (Adam7) when `interlaced`.
+pub fn png_header_full(w: u32, h: u32, depth: u8, color: u8, interlaced: bool) -> Vec<u8> {
     let mut v = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
     let mut ihdr = b"IHDR".to_vec();
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+    ihdr.extend_from_slice(&[depth, color, 0, 0, u8::from(interlaced)]);
     v.extend_from_slice(&13u32.to_be_bytes());
     v.extend_from_slice(&ihdr);
     v.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
@@ -208,4 +215,45 @@ pub fn two_faces_file() -> PathBuf {
         p
     })
     .clone()
+}
+
+/// A lossless WebP header (VP8L) claiming `w`×`h` pixels, followed by a few bytes of data.
+#[allow(dead_code)]
+pub fn webp_lossless_header(w: u32, h: u32) -> Vec<u8> {
+    let bits: u32 = (w - 1) | ((h - 1) << 14);
+    let mut vp8l = vec![0x2f];
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    vp8l.extend_from_slice(&[0u8; 16]);
+    let mut v = b"RIFF".to_vec();
+    v.extend_from_slice(&((4 + 8 + vp8l.len()) as u32).to_le_bytes());
+    v.extend_from_slice(b"WEBPVP8L");
+    v.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+    v.extend_from_slice(&vp8l);
+    v
+}
+
+/// A 7000×7000 1-bit grey PNG of zeros: ~6 KB that expand to 49 megapixels.
+#[allow(dead_code)]
+pub fn one_bit_png_bomb() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, 7000, 7000);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        enc.set_compression(png::Compression::High);
+        let mut w = enc.write_header().expect("header");
+        w.write_image_data(&vec![0u8; 875 * 7000]).expect("data");
+    }
+    out
+}
+
+/// The issue-12 decompression bombs, by name: a 7071×7071 RGBA16 PNG, a 7000×7000 lossless WebP
+/// and a 7000×7000 1-bit PNG, each a few KB.
+#[allow(dead_code)]
+pub fn bombs() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("rgba16-png", png_header_with(7071, 7071, 16, 6)),
+        ("lossless-webp", webp_lossless_header(7000, 7000)),
+        ("1-bit-png", one_bit_png_bomb()),
+    ]
 }

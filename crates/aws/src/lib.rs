@@ -1,11 +1,13 @@
 //! AWS adapter: models from S3 at cold start ([`models::S3Files`]), `models push`, the S3 upload
-//! trigger ([`trigger`]) and the pipeline loader every binary uses ([`load_pipeline`]).
+//! trigger ([`trigger`]), presigned uploads for the HTTP API ([`uploads::S3Uploads`]) and the
+//! pipeline loader every binary uses ([`load_pipeline`]).
 //!
 //! Credentials, region and endpoint come from the standard AWS chain (aws-config): inside Lambda the
 //! function's role; locally `AWS_*` variables (`AWS_ENDPOINT_URL` points at a local S3 server).
 
 pub mod models;
 pub mod trigger;
+pub mod uploads;
 
 use aws_sdk_s3::error::SdkError;
 use ekyc_core::{ModelSelection, Pipeline, PipelineConfig, Registry};
@@ -20,6 +22,8 @@ pub struct S3Config {
     pub uploads_prefix: String,
     /// Key prefix under which verdict JSON files are written (`<results>/<original key>.json`).
     pub results_prefix: String,
+    /// One CloudWatch EMF line per record on stdout when enabled (inside Lambda by default).
+    pub metrics: ekyc_core::metrics::MetricsConfig,
 }
 
 impl Default for S3Config {
@@ -27,6 +31,7 @@ impl Default for S3Config {
         S3Config {
             uploads_prefix: "uploads/".into(),
             results_prefix: "results/".into(),
+            metrics: ekyc_core::metrics::MetricsConfig::default(),
         }
     }
 }

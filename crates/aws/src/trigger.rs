@@ -7,15 +7,20 @@
 //! concurrent deliveries yield one result. Bad uploads (not an image, corrupt, too large) get an error
 //! result and are not retried; infrastructure failures are returned as errors so Lambda retries and,
 //! after the retries, sends the event to the on-failure destination.
+//!
+//! With metrics on ([`S3Config::metrics`]), every record also prints one CloudWatch EMF line to
+//! stdout ([`ekyc_core::metrics`]: its status, reason codes and stage latencies; no image data).
 
 use crate::{describe, http_status, S3Config};
 use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
 use ekyc_core::error::{DecodeError, Error};
+use ekyc_core::metrics::{ColdStartFlag, ModelSource, Verification};
 use ekyc_core::{CheckOptions, ModelInfo, Pipeline, Verdict};
 use serde::Serialize;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Metadata key on a result object holding the source object's ETag.
 pub const SOURCE_ETAG_META: &str = "source-etag";
@@ -40,6 +45,39 @@ pub enum Outcome {
     /// The object no longer exists (deleted or replaced before we got to it).
     Gone,
 }
+
+impl Outcome {
+    /// The outcome as a reason code (the metrics' reason of a skipped record).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Written => "WRITTEN",
+            Outcome::Duplicate => "DUPLICATE",
+            Outcome::OutsidePrefix => "OUTSIDE_PREFIX",
+            Outcome::Gone => "GONE",
+        }
+    }
+}
+
+/// A record that was dealt with: what happened, the result's key and the record's metrics.
+struct Done {
+    outcome: Outcome,
+    result_key: Option<String>,
+    metric: Verification,
+}
+
+impl Done {
+    fn skipped(outcome: Outcome, result_key: Option<String>) -> Done {
+        let metric = Verification::skipped(outcome.code());
+        Done {
+            outcome,
+            result_key,
+            metric,
+        }
+    }
+}
+
+/// The first record this process handles carries `cold_start: true` in its metrics line.
+static COLD_START: ColdStartFlag = ColdStartFlag::new();
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordReport {
@@ -139,9 +177,17 @@ impl Trigger {
                 .version_id
                 .clone()
                 .filter(|v| !v.is_empty() && v != "null");
-            match self.process(&bucket, &key, version, request_id).await {
-                Ok((outcome, result_key)) => {
+            let started = Instant::now();
+            let processed = self.process(&bucket, &key, version, request_id).await;
+            let record_ms = started.elapsed().as_secs_f64() * 1e3;
+            match processed {
+                Ok(Done {
+                    outcome,
+                    result_key,
+                    metric,
+                }) => {
                     tracing::info!(request_id, bucket = %bucket, key = %key, outcome = ?outcome, result_key = ?result_key, "record processed");
+                    self.emit_metrics(metric, record_ms);
                     reports.push(RecordReport {
                         bucket,
                         key,
@@ -151,6 +197,7 @@ impl Trigger {
                 }
                 Err(msg) => {
                     tracing::error!(request_id, bucket = %bucket, key = %key, error = %msg, "record failed; will be retried");
+                    self.emit_metrics(Verification::failed(None), record_ms);
                     failures.push(format!("s3://{bucket}/{key}: {msg}"));
                 }
             }
@@ -162,6 +209,17 @@ impl Trigger {
         }
     }
 
+    /// The record's EMF line on stdout, when metrics are on (one `println!`: one whole line).
+    fn emit_metrics(&self, metric: Verification, record_ms: f64) {
+        let metric = metric
+            .with_request_ms(record_ms)
+            .with_cold_start(COLD_START.take())
+            .with_model_source(ModelSource::from_origin(self.pipeline.origin()));
+        if let Some(line) = self.config.metrics.line(metric) {
+            println!("{line}");
+        }
+    }
+
     /// One record. `Err` = infrastructure failure (retry); `Ok` = done (written or skipped).
     async fn process(
         &self,
@@ -169,19 +227,19 @@ impl Trigger {
         key: &str,
         version: Option<String>,
         request_id: &str,
-    ) -> Result<(Outcome, Option<String>), String> {
+    ) -> Result<Done, String> {
         let Some(rel) = key.strip_prefix(self.uploads_prefix()) else {
-            return Ok((Outcome::OutsidePrefix, None));
+            return Ok(Done::skipped(Outcome::OutsidePrefix, None));
         };
         if key.starts_with(self.results_prefix()) || rel.is_empty() || key.ends_with('/') {
-            return Ok((Outcome::OutsidePrefix, None));
+            return Ok(Done::skipped(Outcome::OutsidePrefix, None));
         }
         let result_key = format!("{}{rel}.json", self.results_prefix());
 
         // The source object as it is now.
         let source = match self.head_source(bucket, key, version.as_deref()).await? {
             Continue(s) => s,
-            Break(o) => return Ok((o, None)),
+            Break(o) => return Ok(Done::skipped(o, None)),
         };
         // An existing result for the same object version: done already.
         let previous = match self
@@ -198,7 +256,7 @@ impl Trigger {
                     .and_then(|m| m.get(SOURCE_ETAG_META))
                     .is_some_and(|e| *e == source.etag);
                 if same {
-                    return Ok((Outcome::Duplicate, Some(result_key)));
+                    return Ok(Done::skipped(Outcome::Duplicate, Some(result_key)));
                 }
                 h.e_tag().map(unquote)
             }
@@ -220,15 +278,18 @@ impl Trigger {
         } else {
             let bytes = match self.download(&source).await? {
                 Continue(b) => b,
-                Break(o) => return Ok((o, None)),
+                Break(o) => return Ok(Done::skipped(o, None)),
             };
             let p = self.pipeline.clone();
             tokio::task::spawn_blocking(move || p.run(&bytes, CheckOptions::default()))
                 .await
                 .map_err(|e| format!("pipeline task failed: {e}"))?
         };
-        let (status, verdict, error) = match outcome {
-            Ok(v) => (v.status.as_str().to_string(), Some(v), None),
+        let (status, verdict, error, metric) = match outcome {
+            Ok(v) => {
+                let metric = Verification::verdict(&v);
+                (v.status.as_str().to_string(), Some(v), None, metric)
+            }
             Err(Error::Decode(d)) => (
                 "ERROR".to_string(),
                 None,
@@ -236,6 +297,7 @@ impl Trigger {
                     code: d.code().to_string(),
                     message: d.to_string(),
                 }),
+                Verification::error(d.code()),
             ),
             // Model/config faults are ours, not the uploader's: retry.
             Err(other) => return Err(format!("pipeline: {other}")),
@@ -250,8 +312,20 @@ impl Trigger {
             request_id: request_id.to_string(),
             service_version: env!("CARGO_PKG_VERSION"),
         };
-        self.write_result(bucket, &result_key, &doc, previous.as_deref())
-            .await
+        let (written, result_key) = self
+            .write_result(bucket, &result_key, &doc, previous.as_deref())
+            .await?;
+        Ok(match written {
+            Outcome::Written => Done {
+                outcome: written,
+                result_key,
+                metric,
+            },
+            // Another delivery wrote the result first: this verification is not counted twice.
+            Outcome::Duplicate | Outcome::OutsidePrefix | Outcome::Gone => {
+                Done::skipped(written, result_key)
+            }
+        })
     }
 
     async fn head_source(
@@ -366,4 +440,32 @@ fn now_rfc3339() -> String {
     aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now())
         .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_codes_are_the_serialised_names_in_upper_case() {
+        for o in [
+            Outcome::Written,
+            Outcome::Duplicate,
+            Outcome::OutsidePrefix,
+            Outcome::Gone,
+        ] {
+            let name = serde_json::to_value(&o).expect("an outcome serialises");
+            assert_eq!(
+                name.as_str().map(str::to_uppercase).as_deref(),
+                Some(o.code())
+            );
+        }
+    }
+
+    #[test]
+    fn a_skipped_record_counts_as_skipped_with_its_outcome() {
+        let d = Done::skipped(Outcome::Gone, None);
+        assert_eq!(d.metric, Verification::skipped("GONE"));
+        assert_eq!(d.outcome, Outcome::Gone);
+    }
 }

@@ -3,6 +3,20 @@
 //! Limits (bytes, width, height, pixels) are checked on the header before any pixel buffer is
 //! allocated, so a decompression bomb or a header claiming 100000x100000 costs nothing. EXIF
 //! orientation is applied. Large JPEGs are decoded at a reduced DCT scale.
+//!
+//! A truncated image is [`DecodeError::Truncated`] whatever bytes follow the cut, never a verdict
+//! on a partially decoded picture:
+//! - JPEG: [`jpeg_scan`] walks the entropy-coded data of every scan and counts its blocks (both
+//!   decoders would fill a scan that runs into an appended end-of-image marker with zero bits);
+//!   scans missing at the end (progressive refinement, a component never coded) count too.
+//! - PNG: the png decoder fails when the zlib stream of the IDAT chunks ends before the last row;
+//!   whether that is the data ending is asked of the decoder itself, on the image data alone
+//!   (see [`png_ends_early`]).
+//! - WebP: the RIFF chunks must all be there ([`webp_layout`]); the lossy (VP8) decoder's
+//!   "corrupt bitstream" is its boolean decoder reading past the end of a partition.
+
+mod jpeg_scan;
+mod png_scaled;
 
 use crate::config::Limits;
 use crate::error::DecodeError;
@@ -69,36 +83,83 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
         }
     };
 
-    if format == ImageFormat::Jpeg && !jpeg_has_eoi(bytes) {
-        // zune-jpeg fills missing scan data with grey instead of failing: refuse it here.
-        return Err(DecodeError::truncated(
-            "JPEG has no end-of-image marker after its last scan",
-        ));
+    let webp = if format == ImageFormat::WebP {
+        Some(webp_layout(bytes)?)
+    } else {
+        None
+    };
+    if format == ImageFormat::Jpeg {
+        // The decoders fill a scan that ends early with zero bits instead of failing: count the
+        // blocks of every scan here. The bookkeeping of a progressive walk is at most 1/8 of
+        // the budget (it is 1/64 of the decoded pixels' size at most).
+        match jpeg_scan::walk(
+            bytes,
+            limits.max_image_side,
+            limits.max_image_pixels,
+            limits.max_decode_bytes / 8,
+        ) {
+            jpeg_scan::Scan::Complete => {}
+            jpeg_scan::Scan::Truncated(what) => return Err(DecodeError::truncated(what)),
+            jpeg_scan::Scan::Corrupt(what) => return Err(DecodeError::corrupt(what)),
+            jpeg_scan::Scan::NotChecked => {
+                if !jpeg_has_eoi(bytes) {
+                    return Err(DecodeError::truncated(
+                        "JPEG has no end-of-image marker after its last scan",
+                    ));
+                }
+            }
+        }
     }
+    let fail = |e: image::ImageError| {
+        let err = map_image_error(e, limits, format_name);
+        match (&err, format, webp) {
+            (DecodeError::Corrupt { .. }, ImageFormat::Png, _) if png_ends_early(bytes) => {
+                into_truncated(err, "the PNG image data ends before its last row")
+            }
+            (DecodeError::Corrupt { source, .. }, ImageFormat::WebP, Some(layout))
+                if layout.lossy_only && source.as_deref().is_some_and(|e| vp8_ran_out(e)) =>
+            {
+                into_truncated(err, "the WebP (VP8) data ends before its last macroblock")
+            }
+            _ => err,
+        }
+    };
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // Width/height are checked by check_dimensions below (with a clear error); the allocation cap is
-    // a second line of defence inside the decoders.
-    let mut img_limits = image::Limits::default();
-    // No single decoder allocation may exceed the request's decode budget.
-    img_limits.max_alloc = Some(limits.max_decode_bytes);
-    reader.limits(img_limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| map_image_error(e, limits, format_name))?;
+    reader.limits(image_limits(limits));
+    let mut decoder = reader.into_decoder().map_err(&fail)?;
     let (w, h) = decoder.dimensions();
     check_dimensions(w, h, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
 
     let denom = jpeg_scale_denominator(w.max(h), limits.decode_max_side);
     let scaled = format == ImageFormat::Jpeg && denom > 1;
-    let needed = decode_peak_bytes(
-        w,
-        h,
-        if scaled { denom } else { 1 },
-        decoder.total_bytes(),
-        orientation != Orientation::NoTransforms,
-    );
+    // A large non-interlaced PNG is averaged row by row: its full size is never held.
+    let png_factor = match format {
+        ImageFormat::Png => png_scaled::factor(w, h, limits.decode_max_side),
+        _ => 1,
+    };
+    let png_rows = png_factor > 1 && png_scaled::is_sequential(bytes) == Some(true);
+    let needed = if png_rows {
+        let (ow, oh) = (
+            u64::from(w.div_ceil(png_factor)),
+            u64::from(h.div_ceil(png_factor)),
+        );
+        let reoriented = if orientation != Orientation::NoTransforms {
+            ow * oh * 3
+        } else {
+            0
+        };
+        png_scaled::peak_bytes(w, h, png_factor) + reoriented
+    } else {
+        decode_peak_bytes(
+            w,
+            h,
+            if scaled { denom } else { 1 },
+            decoder.total_bytes(),
+            orientation != Orientation::NoTransforms,
+        )
+    };
     if needed > limits.max_decode_bytes {
         return Err(DecodeError::TooLarge {
             width: w,
@@ -114,9 +175,20 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
     let (rgb, decode_scale) = if scaled {
         drop(decoder);
         decode_jpeg_scaled(bytes, w, h, denom)?
+    } else if png_rows {
+        drop(decoder);
+        let img = png_scaled::decode(bytes, png_factor).map_err(|e| {
+            let err = classify("PNG", e);
+            match err {
+                DecodeError::Corrupt { .. } if png_ends_early(bytes) => {
+                    into_truncated(err, "the PNG image data ends before its last row")
+                }
+                other => other,
+            }
+        })?;
+        (img, png_factor)
     } else {
-        let dynimg = DynamicImage::from_decoder(decoder)
-            .map_err(|e| map_image_error(e, limits, format_name))?;
+        let dynimg = DynamicImage::from_decoder(decoder).map_err(&fail)?;
         (dynimg.into_rgb8(), 1)
     };
     let image = apply_orientation(rgb, orientation);
@@ -135,6 +207,157 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
             decode_scale,
         },
     })
+}
+
+/// The `image` crate's limits for a decode within `limits`. Width/height are checked by
+/// `check_dimensions` (with a clear error); the allocation cap is a second line of defence inside
+/// the decoders: no single decoder allocation may exceed the request's decode budget.
+fn image_limits(limits: &Limits) -> image::Limits {
+    let mut img_limits = image::Limits::default();
+    img_limits.max_alloc = Some(limits.max_decode_bytes);
+    img_limits
+}
+
+/// `err` (corrupt, with the decoder's error as its source) as truncation.
+fn into_truncated(err: DecodeError, what: &str) -> DecodeError {
+    match err {
+        DecodeError::Corrupt { source, .. } => DecodeError::Truncated {
+            what: what.to_string(),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Whether a PNG that failed to decode failed because its image data ends early: a chunk runs
+/// past the end of the data, the chunks end (at IEND or the end of the data) before any IDAT, or
+/// the png decoder, given the file cut right after its IDAT chunks, runs out of input (its zlib
+/// stream wants more) before the last row. A zlib stream that is malformed fails the same way
+/// whatever follows it, and stays corrupt. The png decoder reports a zlib stream that ends before
+/// the last row ("Corrupt deflate stream. InsufficientInput", or "IDAT or fDAT chunk does not have
+/// enough data") as a format error like any other, hence this second look. It reads the rows one
+/// at a time (one row of memory, whatever the image's size).
+fn png_ends_early(bytes: &[u8]) -> bool {
+    let be = |p: usize| {
+        bytes
+            .get(p..p + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut pos = 8;
+    let mut idat_end = None;
+    while let (Some(len), Some(tag)) = (be(pos), bytes.get(pos + 4..pos + 8)) {
+        let end = pos.saturating_add(12).saturating_add(len as usize);
+        if end > bytes.len() {
+            // A chunk cut by the end of the data (the decoder may have failed on the bytes that
+            // follow the cut first, an appended IEND read as image data, say).
+            return true;
+        }
+        if tag == b"IDAT" {
+            idat_end = Some(end);
+        } else if idat_end.is_some() || tag == b"IEND" {
+            break;
+        }
+        pos = end;
+    }
+    let Some(end) = idat_end else {
+        return true;
+    };
+    let Ok(mut reader) = png::Decoder::new(Cursor::new(&bytes[..end])).read_info() else {
+        return false;
+    };
+    loop {
+        match reader.next_row() {
+            Ok(Some(_)) => {}
+            Ok(None) => return false,
+            Err(png::DecodingError::IoError(e)) => {
+                return e.kind() == std::io::ErrorKind::UnexpectedEof
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// What [`webp_layout`] learnt from a WebP file's chunks.
+#[derive(Debug, Clone, Copy)]
+struct WebpLayout {
+    /// A still lossy (VP8) image without an alpha chunk.
+    lossy_only: bool,
+}
+
+/// The RIFF chunks of a WebP file: truncated when the RIFF header or a chunk announces more bytes
+/// than there are, when no image chunk (VP8, VP8L or an animation frame) is there, or when the
+/// extended header announces an EXIF chunk (which carries the orientation) that is missing.
+fn webp_layout(bytes: &[u8]) -> Result<WebpLayout, DecodeError> {
+    let le = |p: usize| {
+        bytes
+            .get(p..p + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let riff_size = le(4).ok_or_else(|| DecodeError::truncated("the WebP header is cut"))?;
+    let riff_end = riff_size.saturating_add(8);
+    // One byte short is a missing pad byte after an odd-sized last chunk.
+    if riff_end > bytes.len().saturating_add(1) {
+        return Err(DecodeError::truncated(
+            "the WebP data is shorter than its RIFF header says",
+        ));
+    }
+    let end = riff_end.min(bytes.len());
+    let (mut image, mut alpha, mut frames, mut exif, mut flags) = (None, false, false, false, 0);
+    let mut pos = 12;
+    while pos < end {
+        let (Some(tag), Some(size)) = (bytes.get(pos..pos + 4), le(pos + 4)) else {
+            return Err(DecodeError::truncated("a WebP chunk header is cut"));
+        };
+        let data_end = pos.saturating_add(8).saturating_add(size);
+        if data_end > end {
+            return Err(DecodeError::truncated(
+                "a WebP chunk runs past the end of the data",
+            ));
+        }
+        match tag {
+            b"VP8X" => flags = bytes.get(pos + 8).copied().unwrap_or(0),
+            b"VP8 " | b"VP8L" => {
+                image.get_or_insert(tag);
+            }
+            b"ALPH" => alpha = true,
+            b"ANMF" => frames = true,
+            b"EXIF" => exif = true,
+            _ => {}
+        }
+        pos = data_end + (size & 1);
+    }
+    if image.is_none() && !frames {
+        return Err(DecodeError::truncated(
+            "the WebP data ends before its image chunk",
+        ));
+    }
+    if flags & 0x08 != 0 && !exif {
+        return Err(DecodeError::truncated(
+            "the WebP data ends before its EXIF chunk",
+        ));
+    }
+    Ok(WebpLayout {
+        lossy_only: image == Some(b"VP8 ".as_slice()) && !alpha && !frames,
+    })
+}
+
+/// True when the WebP decoder's error (anywhere in the chain) is the lossy decoder running out of
+/// data: in image-webp 0.2 the VP8 boolean decoder's only failure, "corrupt bitstream", is reading
+/// past the end of its partition, and "not enough init data" a partition shorter than 2 bytes.
+/// (The lossless decoder uses "corrupt bitstream" for malformed data too, so it stays corrupt.)
+fn vp8_ran_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(w) = err.downcast_ref::<image_webp::DecodingError>() {
+            return matches!(
+                w,
+                image_webp::DecodingError::BitStreamError
+                    | image_webp::DecodingError::NotEnoughInitData
+            );
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Upper bound of the bytes one decode holds at its peak, from the header: the decoder's own buffer
@@ -227,7 +450,12 @@ fn decode_jpeg_scaled(
     }
     let img = RgbImage::from_raw(sw, sh, rgb)
         .ok_or_else(|| DecodeError::corrupt("JPEG buffer size mismatch"))?;
-    let actual = (w / sw.max(1)).max(1);
+    // The scale the decoder chose: the one whose rounded-up width it returned (`w / sw` would say
+    // 7 for a 6721-pixel-wide image decoded at 1/8 to 841 pixels).
+    let actual = [1, 2, 4, 8]
+        .into_iter()
+        .find(|&d| w.div_ceil(d) == sw)
+        .unwrap_or_else(|| (w / sw.max(1)).max(1));
     Ok((img, actual))
 }
 

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod detect;
 pub mod error;
 pub mod liveness;
+pub mod metrics;
 pub mod pipeline;
 pub mod pixels;
 pub mod quality;

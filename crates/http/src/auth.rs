@@ -64,12 +64,17 @@ impl ApiKeys {
     /// True when `presented` is one of the keys. Every stored digest is compared, each in
     /// constant time, so the time does not depend on which key (if any) matched.
     pub fn accepts(&self, presented: &str) -> bool {
+        self.accepted_digest(presented).is_some()
+    }
+
+    /// The digest of `presented` when it is one of the keys (the caller's identity for uploads).
+    pub fn accepted_digest(&self, presented: &str) -> Option<[u8; 32]> {
         let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut ok = subtle::Choice::from(0);
         for k in &self.0 {
             ok |= k.ct_eq(&d);
         }
-        bool::from(ok)
+        bool::from(ok).then_some(d)
     }
 }
 
@@ -83,13 +88,17 @@ pub(crate) async fn require_key(
     if keys.is_empty() {
         return next.run(req).await;
     }
-    let presented = req
+    let accepted = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if presented.is_some_and(|k| keys.accepts(k)) {
+        .map(str::trim)
+        .and_then(|k| keys.accepted_digest(k));
+    if let Some(d) = accepted {
+        // Which key it was (as its digest): uploads and results are kept apart per key.
+        let mut req = req;
+        req.extensions_mut().insert(crate::uploads::ApiKeyDigest(d));
         return next.run(req).await;
     }
     crate::drain(req).await;

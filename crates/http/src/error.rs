@@ -42,6 +42,28 @@ pub enum ErrorKind {
     MethodNotAllowed,
     BodyTooLarge,
     UnsupportedMediaType,
+    /// The request head is not valid HTTP/1.1 (answered below the router).
+    BadRequest,
+    /// Content-Length is not one decimal number, or conflicts with Transfer-Encoding.
+    BadContentLength,
+    /// The request head did not arrive within the header timeout.
+    HeaderTimeout,
+    /// The request target is longer than the server accepts.
+    UriTooLong,
+    /// The request head is larger, or has more header fields, than the server accepts.
+    HeadersTooLarge,
+    /// Not HTTP/1.0 or HTTP/1.1 (HTTP/2 is not served in cleartext).
+    HttpVersion,
+    /// The server holds its maximum of open connections.
+    TooManyConnections,
+    /// The memory for request bodies is in use by other uploads.
+    Busy,
+    /// `POST /v1/uploads` / `GET /v1/results/{id}` on a server without an uploads bucket.
+    UploadsDisabled,
+    /// The id of `GET /v1/results/{id}` is not a UUID.
+    BadUploadId,
+    /// No upload or result under this id for this caller.
+    ResultNotFound,
     /// The image could not be decoded (its code is the decoder error's).
     Decode(DecodeKind),
     Internal,
@@ -77,7 +99,7 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 32] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
@@ -91,6 +113,17 @@ impl ErrorKind {
         ErrorKind::MethodNotAllowed,
         ErrorKind::BodyTooLarge,
         ErrorKind::UnsupportedMediaType,
+        ErrorKind::BadRequest,
+        ErrorKind::BadContentLength,
+        ErrorKind::HeaderTimeout,
+        ErrorKind::UriTooLong,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::HttpVersion,
+        ErrorKind::TooManyConnections,
+        ErrorKind::Busy,
+        ErrorKind::UploadsDisabled,
+        ErrorKind::BadUploadId,
+        ErrorKind::ResultNotFound,
         ErrorKind::Decode(DecodeKind::Empty),
         ErrorKind::Decode(DecodeKind::TooManyBytes),
         ErrorKind::Decode(DecodeKind::NotAnImage),
@@ -117,6 +150,17 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorKind::BodyTooLarge => "BODY_TOO_LARGE",
             ErrorKind::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorKind::BadRequest => "BAD_REQUEST",
+            ErrorKind::BadContentLength => "BAD_CONTENT_LENGTH",
+            ErrorKind::HeaderTimeout => "HEADER_TIMEOUT",
+            ErrorKind::UriTooLong => "URI_TOO_LONG",
+            ErrorKind::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            ErrorKind::HttpVersion => "HTTP_VERSION_NOT_SUPPORTED",
+            ErrorKind::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            ErrorKind::Busy => "SERVER_BUSY",
+            ErrorKind::UploadsDisabled => "UPLOADS_DISABLED",
+            ErrorKind::BadUploadId => "BAD_UPLOAD_ID",
+            ErrorKind::ResultNotFound => "RESULT_NOT_FOUND",
             ErrorKind::Decode(DecodeKind::TooManyBytes) => "IMAGE_TOO_MANY_BYTES",
             ErrorKind::Decode(DecodeKind::NotAnImage) => "NOT_AN_IMAGE",
             ErrorKind::Decode(DecodeKind::UnsupportedFormat) => "UNSUPPORTED_FORMAT",
@@ -137,8 +181,18 @@ impl ErrorKind {
             | ErrorKind::BadQuery
             | ErrorKind::EmptyImage
             | ErrorKind::IncompleteBody
+            | ErrorKind::BadRequest
+            | ErrorKind::BadContentLength
+            | ErrorKind::BadUploadId
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::HeaderTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorKind::HttpVersion => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            ErrorKind::TooManyConnections | ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NotFound | ErrorKind::UploadsDisabled | ErrorKind::ResultNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -156,6 +210,28 @@ impl ErrorKind {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// A client-supplied value as it may appear in a message: at most 40 characters, printable ASCII
+/// only (anything else becomes `?`), `…` when cut.
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out: String = s
+        .chars()
+        .take(MAX)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .map(|c| if c == '"' || c == '\\' { '?' } else { c })
+        .collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 /// An error answer of the API.
@@ -209,16 +285,58 @@ impl From<&Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.kind.code().to_string(),
-                message: self.message,
-                request_id: self.request_id,
+                message: self.message.clone(),
+                request_id: self.request_id.clone(),
             },
-        };
-        (self.kind.status(), axum::Json(body)).into_response()
+        }
+    }
+
+    /// Seconds a client should wait before retrying (the 503s: capacity that frees up quickly).
+    pub fn retry_after_s(&self) -> Option<u32> {
+        (self.kind.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(1)
+    }
+
+    /// The whole HTTP/1.1 response (head and JSON body, `Connection: close`), for the errors the
+    /// connection layer answers before a request reaches the router.
+    pub fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let status = self.kind.status();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if let Some(s) = self.retry_after_s() {
+            head.push_str(&format!("retry-after: {s}\r\n"));
+        }
+        if let Some(id) = &self.request_id {
+            head.push_str(&format!("x-request-id: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = self.retry_after_s();
+        let mut resp = (self.kind.status(), axum::Json(self.body())).into_response();
+        if let Some(s) = retry {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
+        }
+        resp
     }
 }
 
@@ -247,13 +365,40 @@ mod tests {
     }
 
     #[test]
-    fn only_internal_is_a_server_error() {
+    fn server_errors_are_faults_or_capacity() {
         for k in ErrorKind::ALL {
-            assert_eq!(
-                k.status().is_server_error(),
-                k == ErrorKind::Internal,
-                "{k:?}"
+            let expected = matches!(
+                k,
+                ErrorKind::Internal
+                    | ErrorKind::HttpVersion
+                    | ErrorKind::TooManyConnections
+                    | ErrorKind::Busy
             );
+            assert_eq!(k.status().is_server_error(), expected, "{k:?}");
         }
+    }
+
+    #[test]
+    fn excerpts_are_short_and_printable() {
+        assert_eq!(excerpt("maybe"), "maybe");
+        let long = excerpt(&"x".repeat(60_000));
+        assert_eq!(long.chars().count(), 41);
+        assert_eq!(excerpt("a\u{0}b\r\n\"é"), "a?b????");
+    }
+
+    #[test]
+    fn connection_layer_errors_are_whole_json_responses() {
+        let e = ApiError::new(ErrorKind::UriTooLong, "the request target is 9000 bytes")
+            .with_request_id("abc");
+        let bytes = e.to_http1_bytes();
+        let text = String::from_utf8(bytes).expect("utf8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert_eq!(v["error"]["code"], "URI_TOO_LONG");
+        assert_eq!(v["error"]["request_id"], "abc");
+        let busy = ApiError::new(ErrorKind::Busy, "busy").to_http1_bytes();
+        assert!(String::from_utf8_lossy(&busy).contains("retry-after: 1\r\n"));
     }
 }

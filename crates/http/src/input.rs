@@ -37,7 +37,10 @@ pub(crate) fn parse_query(q: Option<&str>) -> Result<CheckOptions, ApiError> {
                 _ => {
                     return Err(ApiError::new(
                         ErrorKind::BadQuery,
-                        format!("enable_checks must be true or false, got {v:?}"),
+                        format!(
+                            "enable_checks must be true or false, got \"{}\"",
+                            crate::error::excerpt(&v)
+                        ),
                     ))
                 }
             };
@@ -65,23 +68,12 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let mime = ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = mime_of(&ctype);
     // base64 JSON carries 4/3 of the image bytes plus a little framing.
     let body_limit = if mime == "application/json" {
         limit / 3 * 4 + 1024
     } else {
         limit + 64 * 1024
-    };
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::BodyTooLarge,
-            format!("request body is over the limit of {limit} bytes of image data"),
-        )
     };
     if let Some(len) = req
         .headers()
@@ -90,12 +82,12 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > body_limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
     }
     let body: Bytes = match axum::body::to_bytes(req.into_body(), body_limit).await {
         Ok(b) => b,
-        Err(e) if over_limit(&e) => return Err(too_large()),
+        Err(e) if over_limit(&e) => return Err(too_large(limit)),
         // The client stopped before sending what it announced (or the connection broke).
         Err(_) => {
             return Err(ApiError::new(
@@ -104,8 +96,35 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
             ))
         }
     };
+    extract_image(&ctype, body, limit).await
+}
+
+/// The media type of a `Content-Type` value, lower case, without parameters.
+fn mime_of(ctype: &str) -> String {
+    ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::BodyTooLarge,
+        format!("request body is over the limit of {limit} bytes of image data"),
+    )
+}
+
+/// The image bytes of a request body that has been read, by its `Content-Type` header value
+/// (`ctype`, "" when absent): the multipart field `file`, a raw `image/*` body, or the base64
+/// `image` string of a JSON object (a `data:image/...;base64,` prefix accepted). More than
+/// `limit` image bytes, or none, is an error. No I/O: this is [`read_image`] after the body has
+/// arrived, and what the fuzz suite (`input/fuzz.rs`) drives.
+pub async fn extract_image(ctype: &str, body: Bytes, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mime = mime_of(ctype);
     let image = match mime.as_str() {
-        "multipart/form-data" => multipart_file(&ctype, body).await?,
+        "multipart/form-data" => multipart_file(ctype, body).await?,
         "image/jpeg" | "image/jpg" | "image/png" | "image/webp" => body.to_vec(),
         "application/json" => {
             let image = base64_field(&body)?;
@@ -116,7 +135,7 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
             let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
                 .decode(cleaned.as_bytes())
-                .map_err(|e| ApiError::new(ErrorKind::BadBase64, format!("image is not valid base64: {e}")))?
+                .map_err(|e| ApiError::new(ErrorKind::BadBase64, base64_message(&e)))?
         }
         "" => {
             return Err(ApiError::new(
@@ -127,12 +146,12 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
         other => {
             return Err(ApiError::new(
                 ErrorKind::UnsupportedMediaType,
-                format!("unsupported Content-Type {other}: send multipart/form-data (field `file`), image/jpeg|png|webp, or application/json"),
+                format!("unsupported Content-Type \"{}\": send multipart/form-data (field `file`), image/jpeg|png|webp, or application/json", crate::error::excerpt(other)),
             ))
         }
     };
     if image.len() > limit {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     if image.is_empty() {
         return Err(ApiError::new(
@@ -184,22 +203,17 @@ fn base64_field(body: &[u8]) -> Result<String, ApiError> {
 }
 
 async fn multipart_file(ctype: &str, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let boundary = multer::parse_boundary(ctype).map_err(|e| {
+    let boundary = multer::parse_boundary(ctype).map_err(|_| {
         ApiError::new(
             ErrorKind::MalformedMultipart,
-            format!("bad multipart Content-Type: {e}"),
+            "multipart/form-data needs a boundary parameter",
         )
     })?;
     let stream =
         futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
     loop {
-        let field = mp.next_field().await.map_err(|e| {
-            ApiError::new(
-                ErrorKind::MalformedMultipart,
-                format!("malformed multipart body: {e}"),
-            )
-        })?;
+        let field = mp.next_field().await.map_err(|e| multipart_error(&e))?;
         let Some(field) = field else {
             return Err(ApiError::new(
                 ErrorKind::MissingFile,
@@ -207,13 +221,41 @@ async fn multipart_file(ctype: &str, body: Bytes) -> Result<Vec<u8>, ApiError> {
             ));
         };
         if field.name() == Some("file") {
-            let data = field.bytes().await.map_err(|e| {
-                ApiError::new(
-                    ErrorKind::MalformedMultipart,
-                    format!("malformed multipart body: {e}"),
-                )
-            })?;
+            let data = field.bytes().await.map_err(|e| multipart_error(&e))?;
             return Ok(data.to_vec());
         }
     }
+}
+
+#[cfg(test)]
+mod fuzz;
+
+/// A base64 failure in our words, with where it happened.
+fn base64_message(e: &base64::DecodeError) -> String {
+    use base64::DecodeError as D;
+    match e {
+        D::InvalidByte(at, _) | D::InvalidLastSymbol(at, _) => {
+            format!("the image field is not valid base64 (bad character at offset {at})")
+        }
+        D::InvalidLength(n) => {
+            format!(
+                "the image field is not valid base64 (length {n} is not a whole number of groups)"
+            )
+        }
+        D::InvalidPadding => "the image field is not valid base64 (bad padding)".to_string(),
+    }
+}
+
+/// A multipart failure in our words (the parser's own text stays out of the answer).
+fn multipart_error(e: &multer::Error) -> ApiError {
+    let what = match e {
+        multer::Error::IncompleteStream | multer::Error::IncompleteFieldData { .. } => {
+            "the multipart body ends before its closing boundary"
+        }
+        multer::Error::IncompleteHeaders | multer::Error::ReadHeaderFailed(_) => {
+            "a multipart part has malformed headers"
+        }
+        _ => "the multipart body is malformed",
+    };
+    ApiError::new(ErrorKind::MalformedMultipart, what)
 }

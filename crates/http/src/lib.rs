@@ -5,7 +5,9 @@ pub mod auth;
 mod demo;
 pub mod error;
 mod input;
+pub mod listen;
 pub mod openapi;
+pub mod uploads;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -42,6 +44,16 @@ pub struct ServerConfig {
     pub body_timeout_s: f64,
     /// API keys required on /v1/* (empty = none).
     pub api_keys: auth::ApiKeys,
+    /// Connections open at once on the local server (the next is answered 503).
+    pub max_connections: usize,
+    /// Seconds a new connection may take to send its whole request head (else 408, or closed if
+    /// it sent nothing).
+    pub header_timeout_s: f64,
+    /// Memory for request bodies being received, in MiB: each upload reserves twice its
+    /// Content-Length (the body and its copy) before it is read; over the budget it gets 503.
+    pub body_memory_mb: u64,
+    /// CloudWatch EMF lines per verification (inside Lambda by default).
+    pub metrics: ekyc_core::metrics::MetricsConfig,
 }
 
 impl Default for ServerConfig {
@@ -57,7 +69,31 @@ impl Default for ServerConfig {
             memory_mb: None,
             body_timeout_s: 30.0,
             api_keys: auth::ApiKeys::default(),
+            max_connections: 256,
+            header_timeout_s: 10.0,
+            body_memory_mb: 128,
+            metrics: ekyc_core::metrics::MetricsConfig::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The connection layer's limits.
+    pub fn connection_limits(&self) -> listen::ConnectionLimits {
+        listen::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: std::time::Duration::from_secs_f64(self.header_timeout_s.max(0.1)),
+            max_head_bytes: listen::MAX_HEAD_BYTES,
+            max_uri_bytes: listen::MAX_URI_BYTES,
+            max_headers: listen::MAX_HEADERS,
+        }
+    }
+
+    /// Bytes one upload reserves from the body budget: twice its announced length (the body and
+    /// the copy that extraction makes), or twice the body limit when no length is announced.
+    pub fn body_reservation(&self, content_length: Option<u64>) -> u64 {
+        let limit = self.max_body_bytes as u64;
+        2 * content_length.map_or(limit, |n| n.min(limit)).max(1)
     }
 }
 
@@ -73,6 +109,12 @@ pub struct AppState {
     pub started: Instant,
     /// At most `max_concurrency` verifications run at once (CPU-bound work; more only costs memory).
     permits: tokio::sync::Semaphore,
+    /// The body budget, in KiB.
+    body_budget: tokio::sync::Semaphore,
+    /// Set by the first verification (the EMF cold-start flag).
+    first_verification_done: std::sync::atomic::AtomicBool,
+    /// Uploads through object storage (`POST /v1/uploads`, `GET /v1/results/{id}`); `None` = off.
+    pub uploads: Option<uploads::Uploads>,
 }
 
 /// Response of `POST /v1/liveness`: the verdict plus a request id.
@@ -104,6 +146,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     // page do not.
     let api = Router::new()
         .route("/v1/liveness", post(liveness))
+        .route("/v1/uploads", post(uploads::create))
+        .route("/v1/results/{id}", get(uploads::result))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -189,8 +233,20 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 /// Read (and drop) a request body, up to a bound, before answering an error: a client still
 /// uploading then gets the JSON answer instead of a reset connection.
+/// The body is not kept (frames are dropped as they come), and a slow client gets at most 5 s.
 pub(crate) async fn drain(req: Request) {
-    let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
+    use http_body_util::BodyExt;
+    let mut body = req.into_body();
+    let read = async {
+        let mut seen = 0usize;
+        while seen < 16 * 1024 * 1024 {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
 }
 
 /// The request id: API Gateway's (inside Lambda), else the client's X-Request-Id, else a new UUID.
@@ -241,11 +297,12 @@ fn request_id(req: &Request) -> String {
 async fn liveness(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let t0 = Instant::now();
     let id = request_id(&req);
-    let result = handle_liveness(state, req).await;
+    let result = handle_liveness(state.clone(), req).await;
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(e) => e.status(),
     };
+    emit_metrics(&state, &result, t0);
     match result {
         Ok(v) => {
             tracing::info!(
@@ -282,6 +339,31 @@ async fn liveness(State(state): State<Arc<AppState>>, req: Request) -> Response 
     }
 }
 
+/// One CloudWatch EMF line for this verification (when metrics are on): the verdict with its
+/// reasons and stage timings, a refused input with its code, or a server fault.
+fn emit_metrics(state: &AppState, result: &Result<Verdict, ApiError>, t0: Instant) {
+    use ekyc_core::metrics::{ModelSource, Verification};
+    let m = &state.server.metrics;
+    if !m.enabled {
+        return;
+    }
+    let event = match result {
+        Ok(v) => Verification::verdict(v),
+        Err(e) if e.kind == ErrorKind::Internal => Verification::failed(Some(e.code())),
+        Err(e) => Verification::error(e.code()),
+    };
+    let cold = !state
+        .first_verification_done
+        .swap(true, std::sync::atomic::Ordering::Relaxed);
+    let event = event
+        .with_request_ms(t0.elapsed().as_secs_f64() * 1e3)
+        .with_cold_start(cold)
+        .with_model_source(ModelSource::from_origin(state.pipeline.origin()));
+    if let Some(line) = m.line(event) {
+        println!("{line}");
+    }
+}
+
 fn set_request_id(h: &mut HeaderMap, id: &str) {
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert("x-request-id", v);
@@ -293,6 +375,24 @@ async fn handle_liveness(state: Arc<AppState>, req: Request) -> Result<Verdict, 
     // the error instead of a reset connection.
     let query = req.uri().query().map(str::to_string);
     let limit = state.server.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let want_kib = state.server.body_reservation(announced).div_ceil(1024);
+    let _body = u32::try_from(want_kib)
+        .ok()
+        .and_then(|kib| state.body_budget.try_acquire_many(kib).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Busy,
+                format!(
+                    "the server is receiving its maximum of uploads ({} MiB of bodies); retry shortly",
+                    state.server.body_memory_mb
+                ),
+            )
+        })?;
     // A stalled or trickling upload is cut after the body timeout; its buffer is dropped with it.
     let timeout = std::time::Duration::from_secs_f64(state.server.body_timeout_s.max(0.1));
     let image = tokio::time::timeout(timeout, input::read_image(req, limit))
@@ -332,21 +432,29 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     })
 }
 
-/// Memory kept for the process itself (models, plans, runtime, buffers of requests waiting for a
-/// permit) when the decode budget is planned: docs/performance.md measures ~50–120 MiB of RSS.
+/// Memory kept for the process itself (models, plans, runtime, connection buffers) when the
+/// decode budget is planned: docs/performance.md measures ~50–120 MiB of RSS. Request bodies have
+/// their own budget ([`ServerConfig::body_memory_mb`]).
 pub const PROCESS_RESERVE_BYTES: u64 = 160 << 20;
 
 /// The memory plan does not fit: not even one decode fits in the configured memory.
 #[derive(Debug, thiserror::Error)]
-#[error("EKYC_MEMORY_MB={memory_mb} leaves no room for one decode of {budget_mb} MiB (EKYC_MAX_DECODE_MB) after the process reserve of {reserve_mb} MiB")]
+#[error("EKYC_MEMORY_MB={memory_mb} leaves no room for one decode of {budget_mb} MiB (EKYC_MAX_DECODE_MB) after the process reserve of {reserve_mb} MiB and the body budget of {body_mb} MiB (EKYC_BODY_MEMORY_MB)")]
 pub struct MemoryPlanError {
     pub memory_mb: u64,
     pub budget_mb: u64,
     pub reserve_mb: u64,
+    pub body_mb: u64,
+}
+
+/// The worst-case memory of the process, in bytes: the reserve, the body budget, and every permit
+/// decoding at the full decode budget.
+pub fn worst_case_bytes(server: &ServerConfig, permits: usize, decode_budget: u64) -> u64 {
+    PROCESS_RESERVE_BYTES + (server.body_memory_mb << 20) + permits as u64 * decode_budget
 }
 
 /// Verifications allowed at once: the configured number (0 = CPUs), lowered so that
-/// `permits × decode budget + reserve ≤ memory` when the memory is known.
+/// `reserve + body budget + permits × decode budget ≤ memory` when the memory is known.
 pub fn plan_permits(server: &ServerConfig, decode_budget: u64) -> Result<usize, MemoryPlanError> {
     let wanted = match server.max_concurrency {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -355,12 +463,15 @@ pub fn plan_permits(server: &ServerConfig, decode_budget: u64) -> Result<usize, 
     let Some(memory_mb) = server.memory_mb else {
         return Ok(wanted);
     };
-    let fit = (memory_mb << 20).saturating_sub(PROCESS_RESERVE_BYTES) / decode_budget.max(1);
+    let fit = (memory_mb << 20)
+        .saturating_sub(PROCESS_RESERVE_BYTES + (server.body_memory_mb << 20))
+        / decode_budget.max(1);
     if fit == 0 {
         return Err(MemoryPlanError {
             memory_mb,
             budget_mb: decode_budget >> 20,
             reserve_mb: PROCESS_RESERVE_BYTES >> 20,
+            body_mb: server.body_memory_mb,
         });
     }
     let permits = wanted.min(usize::try_from(fit).unwrap_or(usize::MAX));
@@ -379,12 +490,35 @@ impl AppState {
     /// Wrap a loaded pipeline (built once per process), with as many concurrency permits as the
     /// memory plan allows ([`plan_permits`]).
     pub fn new(pipeline: Pipeline, server: ServerConfig) -> Result<Arc<AppState>, MemoryPlanError> {
-        let n = plan_permits(&server, pipeline.config().limits.max_decode_bytes)?;
+        AppState::new_with_uploads(pipeline, server, None)
+    }
+
+    /// [`AppState::new`] with uploads through object storage (`None` = the upload routes answer
+    /// 404 `UPLOADS_DISABLED`).
+    pub fn new_with_uploads(
+        pipeline: Pipeline,
+        server: ServerConfig,
+        uploads: Option<uploads::Uploads>,
+    ) -> Result<Arc<AppState>, MemoryPlanError> {
+        let budget = pipeline.config().limits.max_decode_bytes;
+        let n = plan_permits(&server, budget)?;
+        tracing::info!(
+            permits = n,
+            worst_case_mb = worst_case_bytes(&server, n, budget) >> 20,
+            "memory plan"
+        );
+        // At least one largest body always fits.
+        let body_kib = (server.body_memory_mb << 10)
+            .max(server.body_reservation(None).div_ceil(1024))
+            .min(u64::from(u32::MAX));
         Ok(Arc::new(AppState {
             pipeline,
             server,
             started: Instant::now(),
             permits: tokio::sync::Semaphore::new(n),
+            body_budget: tokio::sync::Semaphore::new(body_kib as usize),
+            first_verification_done: std::sync::atomic::AtomicBool::new(false),
+            uploads,
         }))
     }
 
@@ -408,26 +542,13 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), Box<dyn std::error::Error
     tracing::info!(address = %listener.local_addr()?, "listening");
     // SIGTERM or SIGINT: stop accepting, let requests in flight finish, but never wait longer than
     // the grace period (a stalled client cannot hold the process).
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let mut graceful_rx = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = graceful_rx.wait_for(|stop| *stop).await;
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
-    });
     let grace = std::time::Duration::from_secs_f64(s.shutdown_grace_s.max(0.0));
-    tokio::select! {
-        r = server => r?,
-        _ = async {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "shutdown grace period over; exiting with connections still open");
-        }
-    }
+    listen::run(listener, app, s.connection_limits(), stop_rx, grace).await;
     Ok(())
 }
 
@@ -470,9 +591,11 @@ mod tests {
             Some(8),
             "no memory given: as configured"
         );
-        s.memory_mb = Some(1769); // the template's Lambda size: (1769 - 160) / 256 = 6
-        assert_eq!(plan_permits(&s, budget).ok(), Some(6));
-        s.memory_mb = Some(512);
+        // The template's Lambda size: (1769 - 160 reserve - 128 bodies) / 256 = 5.
+        s.memory_mb = Some(1769);
+        assert_eq!(plan_permits(&s, budget).ok(), Some(5));
+        assert!(worst_case_bytes(&s, 5, budget) <= 1769 << 20);
+        s.memory_mb = Some(600);
         assert_eq!(plan_permits(&s, budget).ok(), Some(1));
         s.memory_mb = Some(300);
         assert!(

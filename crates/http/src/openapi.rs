@@ -9,10 +9,19 @@ use utoipa::OpenApi;
         title = "ekyc-liveness",
         description = "eKYC face check: quality gate + passive liveness. liveness_score is the probability that the face is LIVE (the Python prototype's was the spoof probability)."
     ),
-    paths(super::liveness, super::health),
+    paths(
+        super::liveness,
+        super::health,
+        super::uploads::create,
+        super::uploads::result
+    ),
     components(schemas(
         super::LivenessResponse,
         super::Health,
+        super::uploads::CreateUpload,
+        super::uploads::UploadCreated,
+        super::uploads::PresignedUpload,
+        super::uploads::ResultPending,
         super::error::ErrorBody,
         super::error::ErrorDetail
     ))

@@ -139,7 +139,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Serve { config } => {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let pipeline = config.load_pipeline().await.context("loading models")?;
-                ekyc_http::serve(ekyc_http::AppState::new(pipeline, config.server()?)?)
+                let uploads = config.uploads().await;
+                let state =
+                    ekyc_http::AppState::new_with_uploads(pipeline, config.server()?, uploads)?;
+                ekyc_http::serve(state)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
