@@ -149,14 +149,7 @@ fn decompression_bombs_are_refused_or_decoded_within_the_budget() {
     assert_eq!(e.code(), "IMAGE_TOO_LARGE", "{e}");
 
     // 7000x7000 1-bit PNG (6 KB of file, 6 MB of bits, 49 MP).
-    let mut onebit = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut onebit, 7000, 7000);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::One);
-        let mut w = enc.write_header().expect("header");
-        w.write_image_data(&vec![0u8; 875 * 7000]).expect("data");
-    }
+    let onebit = common::one_bit_png_bomb();
     assert!(onebit.len() < 200_000, "a bomb: {} bytes", onebit.len());
     // Decoded row by row at 1/8 (the long side stays >= 800 px): 875x875, a few MB in all.
     let d = decode(&onebit, &limits).expect("decoded within budget");
