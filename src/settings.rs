@@ -8,6 +8,7 @@
 
 use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser};
 use ekyc_aws::{ModelLocation, S3Config};
+use ekyc_core::liveness::Fusion;
 use ekyc_core::metrics::MetricsConfig;
 use ekyc_core::quality::{QualityLimits, LIMITS};
 use ekyc_core::{Decision, Limits, ModelSelection, PipelineConfig};
@@ -88,6 +89,18 @@ pub struct DecisionArgs {
     /// core is free; same CPU time).
     #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub parallel_liveness: bool,
+    /// How the liveness models' probabilities are combined: `mean_probability` (weighted mean)
+    /// or `mean_logit` (sigmoid of the weighted mean log-odds).
+    #[arg(long, env = "EKYC_LIVENESS_FUSION", default_value = Decision::default().fusion.as_str(),
+          value_parser = parse_fusion)]
+    pub fusion: Fusion,
+}
+
+fn parse_fusion(s: &str) -> Result<Fusion, String> {
+    Fusion::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Fusion::ALL.iter().map(|f| f.as_str()).collect();
+        format!("unknown fusion {s:?}; one of {}", names.join(", "))
+    })
 }
 
 /// HTTP adapter settings.
@@ -253,6 +266,7 @@ impl Settings {
             decision: Decision {
                 liveness_threshold: self.decision.liveness_threshold,
                 parallel_liveness: self.decision.parallel_liveness,
+                fusion: self.decision.fusion,
             },
         }
     }

@@ -200,7 +200,10 @@ fn seed_format_model_plugs_in_by_manifest() {
         return;
     }
     let dir = models_dir(|m| m);
-    fetch(dir.path(), true).expect("fetch all");
+    fetch(dir.path(), false).expect("fetch the defaults");
+    let m = Manifest::load(&dir.path().join("manifest.toml")).expect("manifest");
+    let standin = provision::entries(&m, &["mnv3_seed_standin".to_string()], false).expect("entry");
+    provision::fetch_all(dir.path(), &standin, Some(&mirror()), false).expect("fetch the stand-in");
     let mut c = settings();
     c.models.models_dir = dir.path().to_path_buf();
     c.models.liveness_models = vec!["mnv3_seed_standin".into()];

@@ -39,8 +39,9 @@ PATH="$TOOLS/venv-deny/bin:$PATH" cargo deny check licenses bans sources
 
 cargo build --bin ekyc
 if [ -n "${EKYC_MODEL_MIRROR:-}" ]; then
-  step "provision models (mirror: $EKYC_MODEL_MIRROR)"
-  ./target/debug/ekyc models fetch --all --offline
+  step "provision models (mirror: $EKYC_MODEL_MIRROR; the minivision APK models by their recipe from its ncnn files)"
+  # Not --offline: the recipe builds its pinned venv from PyPI (once; kept in $TMPDIR).
+  ./target/debug/ekyc models fetch --all
   ./target/debug/ekyc models verify --all
 else
   step "provision models (no mirror: public URLs and recipes)"

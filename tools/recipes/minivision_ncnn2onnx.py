@@ -22,11 +22,13 @@ Steps:
      original in the `ncnn` package (fp32 options), both fed the same BGR raw 0..255 image (ncnn through
      Mat.from_pixels PIXEL_BGR, as the app does), on every image of testdata/faces/{live,spoof} plus one
      seeded noise image: max |softmax difference| <= 1e-4 for each, else nothing is written;
-  5. write <dest.onnx> and print its sha256. The output is byte-reproducible (no timestamps, fixed
+  5. write <dest.onnx> and print its sha256; write <dest.onnx>.ncnn-check.json with the check's exact
+     input pixels and ncnn's softmax on each (for checking another runtime against ncnn). The output is byte-reproducible (no timestamps, fixed
      names and order, pinned onnx/protobuf); EXPECTED_ONNX_SHA256 records the hashes of the reference
      run, and a mismatch is reported (not fatal: the behaviour check is the gate).
 """
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -776,6 +778,7 @@ def behaviour_check(key, onnx_bytes, out_name, param_path, bin_path, testdata, l
     if inp.name != INPUT or list(inp.shape) != [1, 3, h, w]:
         fail(f"onnxruntime input {inp.name} {inp.shape}")
     worst, worst_default = 0.0, 0.0
+    check = []
     print(f"recipe: behaviour check ({'softmax of logits' if logits else 'softmax'} vs ncnn fp32; "
           f"input 1x3x{h}x{w}; tolerance {TOLERANCE:g})")
     print(f"  {'image':38s} {'ncnn live':>10s} {'onnx live':>10s} {'max|diff|':>10s} {'vs ncnn fp16 default':>21s}")
@@ -792,13 +795,16 @@ def behaviour_check(key, onnx_bytes, out_name, param_path, bin_path, testdata, l
         if ref.shape != p.shape:
             fail(f"ncnn output {ref.shape} vs onnx {p.shape}")
         d, d16 = float(np.abs(ref - p).max()), float(np.abs(ref16 - p).max())
+        check.append({"label": label, "width": w, "height": h,
+                      "bgr_base64": base64.b64encode(bgr.tobytes()).decode("ascii"),
+                      "ncnn_softmax": [float(v) for v in ref]})
         worst, worst_default = max(worst, d), max(worst_default, d16)
         flag = "" if d <= TOLERANCE else "  <-- FAIL"
         print(f"  {label:38s} {ref[1]:10.6f} {p[1]:10.6f} {d:10.2e} {d16:21.2e}{flag}")
     print(f"recipe: max |diff| {worst:.2e} (vs ncnn with its default fp16 options: {worst_default:.2e})")
     if worst > TOLERANCE:
         fail(f"behaviour check failed: max |diff| {worst:.2e} > {TOLERANCE:g}")
-    return worst
+    return worst, check
 
 
 def inner(args):
@@ -824,7 +830,7 @@ def inner(args):
           f"{len(model.graph.initializer)} initializers; input {INPUT} [1,3,{spec['height']},{spec['width']}] "
           f"(the .param's Input line says w={declared[0]} h={declared[1]}: stale, config.json rules), "
           f"output {out_name} {list(out_shape)}; onnx.checker ok")
-    behaviour_check(key, data, out_name, param_path, bin_path, testdata, args.logits)
+    _, check = behaviour_check(key, data, out_name, param_path, bin_path, testdata, args.logits)
     digest = sha256_bytes(data)
     mode = "logits" if args.logits else "softmax"
     expected = EXPECTED_ONNX_SHA256.get(f"{key}:{mode}")
@@ -834,6 +840,12 @@ def inner(args):
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, dest)
+    # The exact inputs of the behaviour check and ncnn's answers, so that another runtime (the
+    # service's tract, tests/minivision_ncnn.rs) can be checked against ncnn on the same pixels.
+    with open(tmp, "w") as f:
+        json.dump({"model": key, "recipe_version": RECIPE_VERSION, "tolerance": TOLERANCE,
+                   "layout": "HxWx3 uint8 BGR", "inputs": check}, f)
+    os.replace(tmp, dest + ".ncnn-check.json")
     if expected is None:
         note = "no reference hash recorded"
     elif expected == digest:

@@ -41,6 +41,8 @@ pub struct Decision {
     pub liveness_threshold: f32,
     /// Run the models of the ensemble on parallel threads (lower latency when a core is free).
     pub parallel_liveness: bool,
+    /// How the models' live probabilities become the ensemble's score.
+    pub fusion: crate::liveness::Fusion,
 }
 
 impl Default for Decision {
@@ -48,6 +50,7 @@ impl Default for Decision {
         Decision {
             liveness_threshold: 0.5,
             parallel_liveness: false,
+            fusion: crate::liveness::Fusion::default(),
         }
     }
 }

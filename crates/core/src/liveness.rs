@@ -1,10 +1,11 @@
-//! Passive liveness: crop around the face as the reference does, preprocess per manifest, run,
+//! Passive liveness: crop around the face as the reference does (or take the whole frame, as the
+//! manifest says), preprocess per manifest, run,
 //! turn the output into a live probability, and combine the models by weight.
 
 use crate::detect::BBox;
 use crate::error::{Error, ModelError};
 use crate::pixels::{input_tensor, Rect};
-use ekyc_models::manifest::{InputSpec, LivenessSpec, OutputKind};
+use ekyc_models::manifest::{InputSpec, LivenessSpec, OutputKind, Region};
 use ekyc_models::plan::{output_f32, Plan};
 use image::RgbImage;
 use serde::Serialize;
@@ -100,7 +101,15 @@ impl LivenessModel {
 
     /// Live probability for the face `b` (in `img` coordinates).
     pub fn score(&self, img: &RgbImage, b: &BBox) -> Result<f32, ModelError> {
-        let region = crop_region(img.width(), img.height(), b, self.spec.crop_scale);
+        let region = match self.spec.region {
+            Region::FaceCrop => crop_region(img.width(), img.height(), b, self.spec.crop_scale),
+            Region::WholeFrame => Rect {
+                x: 0,
+                y: 0,
+                w: img.width(),
+                h: img.height(),
+            },
+        };
         let dst = Rect {
             x: 0,
             y: 0,
@@ -136,10 +145,60 @@ impl LivenessModel {
     }
 }
 
+/// How the models' live probabilities are combined into the ensemble's score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Weighted mean of the probabilities.
+    #[default]
+    MeanProbability,
+    /// Sigmoid of the weighted mean of the log-odds `ln(p / (1 - p))`: a confident model weighs
+    /// more than a hesitant one.
+    MeanLogit,
+}
+
+impl Fusion {
+    pub const ALL: [Fusion; 2] = [Fusion::MeanProbability, Fusion::MeanLogit];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fusion::MeanProbability => "mean_probability",
+            Fusion::MeanLogit => "mean_logit",
+        }
+    }
+
+    /// Parse the name [`Fusion::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Fusion> {
+        Fusion::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Fuse `(probability, weight)` pairs; 0 when the weights sum to 0 or there are none.
+    pub fn fuse(self, scores: impl IntoIterator<Item = (f64, f64)> + Clone) -> f64 {
+        let wsum: f64 = scores.clone().into_iter().map(|(_, w)| w).sum();
+        if wsum <= 0.0 {
+            return 0.0;
+        }
+        match self {
+            Fusion::MeanProbability => scores.into_iter().map(|(p, w)| p * w).sum::<f64>() / wsum,
+            Fusion::MeanLogit => {
+                let z = scores.into_iter().map(|(p, w)| logit(p) * w).sum::<f64>() / wsum;
+                1.0 / (1.0 + (-z).exp())
+            }
+        }
+    }
+}
+
+/// Log-odds of a probability, clamped to ±ln(1e6) so that 0 and 1 stay finite.
+pub fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
 /// The passive-liveness stage: the active models and how to run them.
 pub struct Ensemble {
     models: Vec<LivenessModel>,
     parallel: bool,
+    fusion: Fusion,
 }
 
 /// The ensemble's answer on one face.
@@ -147,14 +206,23 @@ pub struct Ensemble {
 pub struct EnsembleScore {
     /// Each model's live probability and weight, in ensemble order.
     pub per_model: Vec<ModelScore>,
-    /// Weighted mean of the models' live probabilities.
+    /// The models' live probabilities fused by the ensemble's [`Fusion`].
     pub score: f32,
 }
 
 impl Ensemble {
     /// `parallel`: run the models on scoped threads (the calling thread runs the first).
-    pub fn new(models: Vec<LivenessModel>, parallel: bool) -> Ensemble {
-        Ensemble { models, parallel }
+    pub fn new(models: Vec<LivenessModel>, parallel: bool, fusion: Fusion) -> Ensemble {
+        Ensemble {
+            models,
+            parallel,
+            fusion,
+        }
+    }
+
+    /// How the models' probabilities are combined.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
     }
 
     /// The models, in ensemble order.
@@ -187,22 +255,17 @@ impl Ensemble {
                 .map(score_one)
                 .collect::<Result<Vec<_>, Error>>()?,
         };
-        let score = weighted_mean(&per_model);
+        let score = fuse(&per_model, self.fusion);
         Ok(EnsembleScore { per_model, score })
     }
 }
 
-/// Weighted mean of the models' live probabilities (0 when the weights sum to 0).
-pub fn weighted_mean(scores: &[ModelScore]) -> f32 {
-    let wsum: f32 = scores.iter().map(|s| s.weight).sum();
-    if wsum <= 0.0 {
-        return 0.0;
-    }
-    scores
+/// The models' live probabilities fused by `fusion` (0 when the weights sum to 0).
+pub fn fuse(scores: &[ModelScore], fusion: Fusion) -> f32 {
+    let pairs = scores
         .iter()
-        .map(|s| s.live_probability * s.weight)
-        .sum::<f32>()
-        / wsum
+        .map(|s| (f64::from(s.live_probability), f64::from(s.weight)));
+    fusion.fuse(pairs) as f32
 }
 
 #[cfg(test)]
@@ -239,7 +302,29 @@ mod tests {
             live_probability: p,
             weight: w,
         };
-        assert!((weighted_mean(&[s(1.0, 1.0), s(0.0, 3.0)]) - 0.25).abs() < 1e-6);
-        assert_eq!(weighted_mean(&[]), 0.0);
+        let mean = Fusion::MeanProbability;
+        assert!((fuse(&[s(1.0, 1.0), s(0.0, 3.0)], mean) - 0.25).abs() < 1e-6);
+        assert_eq!(fuse(&[], mean), 0.0);
+        assert_eq!(fuse(&[], Fusion::MeanLogit), 0.0);
+    }
+
+    #[test]
+    fn logit_fusion_by_hand() {
+        let s = |p: f32, w: f32| ModelScore {
+            model: "m".into(),
+            live_probability: p,
+            weight: w,
+        };
+        // 0.9 and 0.5 with equal weights: logits ln 9 and 0 → mean ln 3 → sigmoid 0.75.
+        let f = fuse(&[s(0.9, 1.0), s(0.5, 1.0)], Fusion::MeanLogit);
+        assert!((f - 0.75).abs() < 1e-6, "{f}");
+        // The mean of probabilities of the same pair is 0.7.
+        let m = fuse(&[s(0.9, 1.0), s(0.5, 1.0)], Fusion::MeanProbability);
+        assert!((m - 0.7).abs() < 1e-6, "{m}");
+        // 0 and 1 stay finite and cancel.
+        let c = fuse(&[s(0.0, 1.0), s(1.0, 1.0)], Fusion::MeanLogit);
+        assert!((c - 0.5).abs() < 1e-6, "{c}");
+        assert_eq!(Fusion::parse("mean_logit"), Some(Fusion::MeanLogit));
+        assert_eq!(Fusion::parse("median"), None);
     }
 }

