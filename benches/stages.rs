@@ -43,7 +43,7 @@ fn stages(c: &mut Criterion) {
         });
         let found = pipeline.detect(&d).expect("detect");
         g.bench_function("quality", |b| {
-            b.iter(|| pipeline.quality(black_box(&d), &found));
+            b.iter(|| pipeline.quality(black_box(&d), &found).expect("quality"));
         });
         if let Some(face) = found.faces.first() {
             for m in pipeline.ensemble().models() {

@@ -49,6 +49,11 @@ pub struct ModelArgs {
     /// Face detectors to use, tried in order until one finds a face; default: the manifest's default set.
     #[arg(long, env = "EKYC_DETECTORS", value_delimiter = ',')]
     pub detectors: Vec<String>,
+    /// Landmark models of the quality gate (face mesh for head pose, eye model for eyes open;
+    /// comma-separated manifest names); default: the manifest's default set; `none`: no landmark
+    /// checks.
+    #[arg(long, env = "EKYC_LANDMARK_MODELS", value_delimiter = ',')]
+    pub landmark_models: Vec<String>,
     /// S3 bucket holding manifest.toml and the models (loaded into memory at start-up instead of models_dir).
     #[arg(long, env = "EKYC_MODEL_BUCKET")]
     pub model_bucket: Option<String>,
@@ -276,6 +281,7 @@ impl Settings {
         ModelSelection {
             detectors: self.models.detectors.clone(),
             liveness: self.models.liveness_models.clone(),
+            landmarks: self.models.landmark_models.clone(),
         }
     }
 

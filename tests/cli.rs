@@ -93,7 +93,7 @@ fn models_list_and_verify() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
     let out = ekyc(&["models", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

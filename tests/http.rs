@@ -66,7 +66,7 @@ fn post_to(base: &str, path: &str, ctype: Option<&str>, body: &[u8]) -> (u16, Va
     let resp = match req.send_bytes(body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport: {e}"),
+        Err(e) => panic!("transport ({} bytes, {ctype:?}): {e}", body.len()),
     };
     let status = resp.status();
     let text = resp.into_string().expect("body");
@@ -167,6 +167,10 @@ fn every_bad_input_class_gets_its_status_and_code() {
         return;
     }
     let live = read(LIVE);
+    // Cases answered before the body is read get a small body: with a whole photo behind the
+    // answer, the test server (axum::serve, keep-alive) may close while the client still writes,
+    // and the client sees a broken pipe instead of the answer on a loaded machine.
+    let small = live[..1024].to_vec();
     // (what, path, content type, body, status, code)
     type Case = (
         &'static str,
@@ -197,7 +201,7 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "multipart without boundary",
             "/v1/liveness".into(),
             Some("multipart/form-data".into()),
-            multipart("file", &live),
+            multipart("file", &small),
             400,
             "MALFORMED_MULTIPART",
         ),
@@ -221,7 +225,7 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "bad query",
             "/v1/liveness?enable_checks=perhaps".into(),
             Some("image/jpeg".into()),
-            live.clone(),
+            small.clone(),
             400,
             "BAD_QUERY",
         ),
@@ -253,7 +257,7 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "no content type",
             "/v1/liveness".into(),
             None,
-            live.clone(),
+            small.clone(),
             415,
             "UNSUPPORTED_MEDIA_TYPE",
         ),
@@ -309,7 +313,7 @@ fn every_bad_input_class_gets_its_status_and_code() {
             "unknown path",
             "/v2/liveness".into(),
             Some("image/jpeg".into()),
-            live.clone(),
+            small.clone(),
             404,
             "NOT_FOUND",
         ),
@@ -421,7 +425,7 @@ fn health_and_openapi() {
         .map(|t| serde_json::from_str(&t).expect("json"))
         .expect("body");
     assert_eq!(v["status"], "ok");
-    assert_eq!(v["models"].as_array().map(|m| m.len()), Some(4));
+    assert_eq!(v["models"].as_array().map(|m| m.len()), Some(6));
     assert!(v["models"][0]["sha256"]
         .as_str()
         .is_some_and(|s| s.len() == 64));

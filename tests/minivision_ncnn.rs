@@ -61,7 +61,7 @@ fn tract_matches_ncnn_on_the_recipe_check_inputs() {
     }
     // The check inputs are the model's input size already: feed them whole, as a whole-frame
     // model (data, not code: the same entries with region = whole_frame).
-    let mut whole = manifest.clone();
+    let mut whole = manifest;
     for e in &mut whole.models {
         if let Some(l) = e.liveness.as_mut() {
             l.region = Region::WholeFrame;
@@ -89,7 +89,8 @@ fn tract_matches_ncnn_on_the_recipe_check_inputs() {
         &files,
         &ModelSelection {
             detectors: vec![detector.name.clone()],
-            liveness: names.clone(),
+            liveness: names,
+            landmarks: vec!["none".into()],
         },
     )
     .expect("load the APK models");

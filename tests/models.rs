@@ -45,6 +45,7 @@ fn load(dir: &Path, liveness: &[&str]) -> Result<Registry, ModelError> {
     let selection = ModelSelection {
         detectors: Vec::new(),
         liveness: liveness.iter().map(|s| s.to_string()).collect(),
+        landmarks: Vec::new(),
     };
     Registry::load(&files, &selection)
 }
@@ -56,7 +57,8 @@ fn provisions_from_the_mirror_then_finds_files_present() {
     }
     let dir = models_dir(|m| m);
     let got = fetch(dir.path(), false).expect("fetch");
-    assert_eq!(got.len(), 4);
+    // Two detectors, two liveness models, the face mesh and the iris model.
+    assert_eq!(got.len(), 6);
     assert!(
         got.iter().all(|(_, o)| matches!(o, Origin::Mirror(_))),
         "{got:?}"
@@ -72,7 +74,7 @@ fn provisions_from_the_mirror_then_finds_files_present() {
         &provision::entries(&m, &[], false).expect("entries"),
     )
     .expect("verify");
-    assert_eq!(verified.len(), 4);
+    assert_eq!(verified.len(), 6);
     load(dir.path(), &[]).expect("load");
 }
 
@@ -222,6 +224,7 @@ fn unknown_model_names_are_rejected() {
     let selection = ModelSelection {
         detectors: Vec::new(),
         liveness: vec!["NoSuchModel".into()],
+        landmarks: Vec::new(),
     };
     assert!(
         matches!(Registry::load(&files, &selection), Err(ModelError::Unknown(n)) if n == "NoSuchModel")
@@ -275,7 +278,8 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
     assert!(diff <= 1e-5, "logits differ by {diff}: {a:?} vs {b:?}");
 }
 
-/// Verdicts of every live/ and spoof/ image with the models in `dir`.
+/// Verdicts of every live/ and spoof/ image with the models in `dir`: the liveness score, each
+/// model's probability, and the landmark measures (yaw, pitch, eyes open).
 fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {
     let mut c = settings();
     c.models.models_dir = dir.to_path_buf();
@@ -286,7 +290,9 @@ fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {
         .chain(common::images_in("spoof"))
     {
         let v = p.run(&read(&img), CheckOptions::default()).expect("run");
-        let per_model = v.scores.iter().map(|s| s.live_probability).collect();
+        let mut per_model: Vec<f32> = v.scores.iter().map(|s| s.live_probability).collect();
+        let q = &v.quality;
+        per_model.extend([q.yaw_deg, q.pitch_deg, q.eyes_open].into_iter().flatten());
         out.push((img, v.liveness_score, per_model));
     }
     out
@@ -332,7 +338,13 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
     // Models optimised at start-up use the cache; the lazy fallback detector builds from ONNX.
     assert_eq!(
         cached(dir.path()),
-        ["blazeface_short", "MiniFASNetV2", "MiniFASNetV1SE"]
+        [
+            "blazeface_short",
+            "MiniFASNetV2",
+            "MiniFASNetV1SE",
+            "face_mesh",
+            "iris"
+        ]
     );
     assert_eq!(
         scores_of(dir.path()),
@@ -348,7 +360,10 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
     tar[mid] ^= 0x55;
     std::fs::write(&path, &tar).expect("write");
     assert!(plan_cache::read(dir.path(), v2).is_none());
-    assert_eq!(cached(dir.path()), ["blazeface_short", "MiniFASNetV1SE"]);
+    assert_eq!(
+        cached(dir.path()),
+        ["blazeface_short", "MiniFASNetV1SE", "face_mesh", "iris"]
+    );
     assert_eq!(scores_of(dir.path()), from_onnx);
 
     // A cache with a matching sidecar but for another model (wrong input size) is rejected at load.
@@ -365,7 +380,7 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
         ekyc_models::PassedModel::from_nnef(v1se, &tar),
         Err(ModelError::IoMismatch { .. })
     ));
-    assert_eq!(cached(dir.path()), ["blazeface_short"]);
+    assert_eq!(cached(dir.path()), ["blazeface_short", "face_mesh", "iris"]);
     assert_eq!(scores_of(dir.path()), from_onnx);
 
     // The cache key follows the model: another hash or input size → another file.

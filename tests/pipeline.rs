@@ -185,15 +185,21 @@ fn quality_cases_fail_with_the_right_reasons() {
             Status::NoFace,
             &["NO_FACE"],
         ),
-        // Head turned to the side (and a small, 31 px eye distance).
+        // Head turned to the side and tilted (the face mesh: yaw 33°, pitch 29°); its 31 px eye
+        // distance passes the 28 px limit set on the labelled webcam captures.
         (
             "other/aws_nosepoint.png",
             Status::QualityFailed,
-            &["FACE_TOO_SMALL", "HEAD_YAW"],
+            &["HEAD_YAW", "HEAD_PITCH"],
         ),
-        // Not detectable by this gate: closed eyes need an eye-state model; a thin red crosshair
-        // drawn over the face is not a quality defect the checks measure.
-        ("other/aws_eyesclosed.png", Status::Live, &[]),
+        // Closed eyes: the iris model's eyelid contour (openness 0.12; open eyes measure 0.22 and
+        // more on the labelled webcam captures).
+        (
+            "other/aws_eyesclosed.png",
+            Status::QualityFailed,
+            &["EYES_CLOSED"],
+        ),
+        // A thin red crosshair drawn over the face is not a quality defect the checks measure.
         ("other/aws_selfie_overlay.png", Status::Live, &[]),
     ];
     let listed: BTreeSet<String> = table.iter().map(|t| t.0.to_string()).collect();
@@ -363,8 +369,8 @@ fn degraded_captures_fail_with_matching_reasons() {
     let c = codes(&v);
     assert!(c.contains("TOO_DARK") && c.contains("BLURRY"), "{c:?}");
 
-    // Rolled 35 degrees: HEAD_ROLL.
-    let rolled = rotate(&img, 35f32.to_radians());
+    // Rolled 45 degrees (the limit is 35): HEAD_ROLL.
+    let rolled = rotate(&img, 45f32.to_radians());
     let v = p()
         .run(&encode(&rolled, ImageFormat::Png), CHECKS)
         .expect("run");
@@ -374,7 +380,7 @@ fn degraded_captures_fail_with_matching_reasons() {
         codes(&v),
         v.quality
     );
-    assert!(v.quality.roll_deg.expect("roll").abs() > 25.0);
+    assert!(v.quality.roll_deg.expect("roll").abs() > 35.0);
 }
 
 /// Rotate about the centre (nearest neighbour), keeping the size.
@@ -438,7 +444,7 @@ fn verdict_json_has_the_documented_fields() {
         assert!(j.get(k).is_some(), "missing {k}");
     }
     assert_eq!(j["status"], "LIVE");
-    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(4));
+    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(6));
     assert_eq!(j["face"]["keypoints"].as_array().map(|a| a.len()), Some(6));
     assert!(j["timings"]["total_ms"].as_f64().unwrap_or(0.0) > 0.0);
     let s = v.liveness_score.expect("score");

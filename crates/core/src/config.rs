@@ -62,6 +62,8 @@ pub struct ModelSelection {
     pub detectors: Vec<String>,
     /// Liveness models of the ensemble.
     pub liveness: Vec<String>,
+    /// Landmark models of the quality gate (`["none"]`: none).
+    pub landmarks: Vec<String>,
 }
 
 /// Everything the pipeline needs besides its models.

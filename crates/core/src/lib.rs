@@ -14,6 +14,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod landmarks;
 pub mod liveness;
 pub mod metrics;
 pub mod pipeline;

@@ -6,6 +6,7 @@ use crate::config::PipelineConfig;
 use crate::decode::{decode, Decoded, ImageInfo};
 use crate::detect::{Detector, Face};
 use crate::error::Error;
+use crate::landmarks::{FaceLandmarks, Landmarker};
 use crate::liveness::{Ensemble, EnsembleScore, ModelScore};
 use crate::quality::{gate, QualityReport, QualityScores, Reason};
 use crate::registry::{ModelInfo, Registry};
@@ -172,6 +173,7 @@ impl Verdict {
 /// The loaded models plus configuration; build once per process, share by reference.
 pub struct Pipeline {
     detectors: Vec<Detector>,
+    landmarker: Option<Landmarker>,
     ensemble: Ensemble,
     models: Vec<ModelInfo>,
     origin: String,
@@ -191,11 +193,13 @@ impl Pipeline {
         let Registry {
             detectors,
             liveness,
+            landmarks,
             models,
             origin,
         } = registry;
         Pipeline {
             detectors,
+            landmarker: Landmarker::from_models(landmarks),
             ensemble: Ensemble::new(
                 liveness,
                 config.decision.parallel_liveness,
@@ -260,14 +264,33 @@ impl Pipeline {
         Ok(Detections::default())
     }
 
-    /// Stage 3: the quality gate.
-    pub fn quality(&self, decoded: &Decoded, detections: &Detections) -> QualityReport {
-        gate(
+    /// Stage 3a: landmarks of the largest face (head pose, eyes open), when landmark models
+    /// are loaded.
+    pub fn landmarks(
+        &self,
+        decoded: &Decoded,
+        detections: &Detections,
+    ) -> Result<Option<FaceLandmarks>, Error> {
+        match (&self.landmarker, detections.faces.first()) {
+            (Some(l), Some(face)) => Ok(Some(l.measure(&decoded.image, face)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stage 3: the quality gate (with the landmark stage).
+    pub fn quality(
+        &self,
+        decoded: &Decoded,
+        detections: &Detections,
+    ) -> Result<QualityReport, Error> {
+        let landmarks = self.landmarks(decoded, detections)?;
+        Ok(gate(
             &decoded.image,
             &detections.faces,
             decoded.scale_to_original(),
             &self.config.quality,
-        )
+            landmarks.as_ref(),
+        ))
     }
 
     /// Stage 4: the passive-liveness ensemble on one face (decoded-image coordinates).
@@ -280,6 +303,7 @@ impl Pipeline {
         let (detections, detect_ms) = timed(|| self.detect(decoded));
         let detections = detections?;
         let (quality, quality_ms) = timed(|| self.quality(decoded, &detections));
+        let quality = quality?;
         let judged = detections
             .faces
             .first()

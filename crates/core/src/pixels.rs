@@ -191,6 +191,31 @@ pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
     (sum / n.max(1) as f64) as f32
 }
 
+/// Histogram of the luma (rounded to 0..=255) of a region, sampling at most ~`max_samples`
+/// pixels on the same regular grid as [`mean_luma`].
+pub fn luma_histogram(img: &RgbImage, r: Rect, max_samples: u32) -> [u32; 256] {
+    let mut hist = [0u32; 256];
+    if r.w == 0 || r.h == 0 {
+        return hist;
+    }
+    let total = u64::from(r.w) * u64::from(r.h);
+    let step = ((total as f64 / f64::from(max_samples.max(1)))
+        .sqrt()
+        .floor() as u32)
+        .max(1);
+    let mut y = r.y;
+    while y < r.y + r.h {
+        let mut x = r.x;
+        while x < r.x + r.w {
+            let v = luma(&img.get_pixel(x, y).0).round().clamp(0.0, 255.0) as usize;
+            hist[v] += 1;
+            x += step;
+        }
+        y += step;
+    }
+    hist
+}
+
 /// Grey (luma) version of `region` resized to `size` x `size`: area average when shrinking (so fine
 /// detail is measured the same way whatever the photo resolution), bilinear when enlarging.
 pub fn grey_square(img: &RgbImage, r: Rect, size: u32) -> Vec<f32> {
@@ -386,4 +411,75 @@ mod tests {
         assert_eq!(v[4], -5.0, "padding (0 - 10) / 2");
         assert_eq!(v[3], 30.0);
     }
+}
+
+/// A square region of the image: `side` pixels wide, centred on (`cx`, `cy`), its x axis at
+/// `angle` radians (image coordinates, y down), mirrored left-right when `mirror`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RotatedSquare {
+    pub cx: f32,
+    pub cy: f32,
+    pub side: f32,
+    pub angle: f32,
+    pub mirror: bool,
+}
+
+impl RotatedSquare {
+    /// Image coordinates of the point (`gx`, `gy`) of an `n` × `n` grid laid over the square
+    /// (grid pixel units: the grid pixel (i, j) spans [i, i+1) × [j, j+1)).
+    pub fn to_image(&self, gx: f32, gy: f32, n: f32) -> (f32, f32) {
+        let gx = if self.mirror { n - gx } else { gx };
+        let u = (gx / n - 0.5) * self.side;
+        let v = (gy / n - 0.5) * self.side;
+        let (s, c) = self.angle.sin_cos();
+        (self.cx + c * u - s * v, self.cy + s * u + c * v)
+    }
+}
+
+/// A model input tensor sampled (bilinear, at pixel centres) from a rotated square of the image,
+/// per the manifest's input spec (which must be square); outside the image is black.
+pub fn rotated_tensor(spec: &InputSpec, img: &RgbImage, sq: &RotatedSquare) -> TractResult<Tensor> {
+    let (w, h) = (spec.width as usize, spec.height as usize);
+    let n = spec.width as f32;
+    let plane = w * h;
+    let order: [usize; 3] = match spec.color {
+        ColorOrder::RGB => [0, 1, 2],
+        ColorOrder::BGR => [2, 1, 0],
+    };
+    let inv_std = spec.std.map(|s| 1.0 / s);
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let raw = img.as_raw();
+    let px = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= iw || y >= ih {
+            return [0.0; 3];
+        }
+        let o = (y as usize * iw as usize + x as usize) * 3;
+        match raw.get(o..o + 3) {
+            Some(p) => [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])],
+            None => [0.0; 3],
+        }
+    };
+    let mut data = vec![0f32; plane * 3];
+    for gy in 0..h {
+        for gx in 0..w {
+            let (x, y) = sq.to_image(gx as f32 + 0.5, gy as f32 + 0.5, n);
+            let (x, y) = (x - 0.5, y - 0.5);
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let (a, b, c, d) = (
+                px(x0, y0),
+                px(x0 + 1, y0),
+                px(x0, y0 + 1),
+                px(x0 + 1, y0 + 1),
+            );
+            for k in 0..3 {
+                let top = a[order[k]] + (b[order[k]] - a[order[k]]) * fx;
+                let bot = c[order[k]] + (d[order[k]] - c[order[k]]) * fx;
+                let v = top + (bot - top) * fy;
+                data[index(spec.layout, plane, w, k, gx, gy)] = (v - spec.mean[k]) * inv_std[k];
+            }
+        }
+    }
+    Tensor::from_shape(&spec.tensor_shape(), &data)
 }

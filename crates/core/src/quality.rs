@@ -7,7 +7,8 @@
 //! read the same table. Adding a check is one [`Limit`] row plus its measurement.
 
 use crate::detect::{BBox, Face};
-use crate::pixels::{grey_square, laplacian_variance, mean_luma, Rect};
+use crate::landmarks::FaceLandmarks;
+use crate::pixels::{grey_square, laplacian_variance, luma_histogram, mean_luma, Rect};
 use image::RgbImage;
 use serde::Serialize;
 
@@ -25,11 +26,13 @@ pub enum ReasonCode {
     Blurry,
     HeadRoll,
     HeadYaw,
+    HeadPitch,
+    EyesClosed,
 }
 
 impl ReasonCode {
     /// Every code, in declaration order.
-    pub const ALL: [ReasonCode; 9] = [
+    pub const ALL: [ReasonCode; 11] = [
         ReasonCode::NoFace,
         ReasonCode::MultipleFaces,
         ReasonCode::FaceTooSmall,
@@ -39,6 +42,8 @@ impl ReasonCode {
         ReasonCode::Blurry,
         ReasonCode::HeadRoll,
         ReasonCode::HeadYaw,
+        ReasonCode::HeadPitch,
+        ReasonCode::EyesClosed,
     ];
 
     /// The code as serialised (SCREAMING_SNAKE_CASE; a unit test checks it against serde).
@@ -53,6 +58,8 @@ impl ReasonCode {
             ReasonCode::Blurry => "BLURRY",
             ReasonCode::HeadRoll => "HEAD_ROLL",
             ReasonCode::HeadYaw => "HEAD_YAW",
+            ReasonCode::HeadPitch => "HEAD_PITCH",
+            ReasonCode::EyesClosed => "EYES_CLOSED",
         }
     }
 }
@@ -79,8 +86,20 @@ pub struct Reason {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityScores {
     pub faces: usize,
+    /// Mean luma of the upper face (see [`upper_face`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_brightness: Option<f32>,
+    /// ISO/IEC 29794-5 under-exposure: share of upper-face pixels with luma below
+    /// [`UNDEREXPOSED_LUMA`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_underexposed: Option<f32>,
+    /// ISO/IEC 29794-5 over-exposure: share of upper-face pixels with luma at or above
+    /// [`OVEREXPOSED_LUMA`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_overexposed: Option<f32>,
+    /// ISO/IEC 29794-5 dynamic range: entropy of the upper face's luma histogram, bits (0..8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_dynamic_range: Option<f32>,
     pub image_brightness: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharpness: Option<f32>,
@@ -96,6 +115,15 @@ pub struct QualityScores {
     pub roll_deg: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub yaw: Option<f32>,
+    /// Head yaw from the face mesh, degrees (when the landmark models are loaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yaw_deg: Option<f32>,
+    /// Head pitch from the face mesh, degrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitch_deg: Option<f32>,
+    /// Openness of the less open eye: eyelid height / eye width from the eye-contour model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eyes_open: Option<f32>,
 }
 
 /// Result of the gate.
@@ -110,10 +138,18 @@ pub struct QualityReport {
 /// Side of the grey face square on which sharpness is measured.
 pub const SHARPNESS_SIZE: u32 = 112;
 
+/// Luma below which a pixel counts as under-exposed (detail lost in the dark).
+pub const UNDEREXPOSED_LUMA: f32 = 25.0;
+/// Luma at or above which a pixel counts as over-exposed (clipped highlights).
+pub const OVEREXPOSED_LUMA: f32 = 247.0;
+
 /// A measured quantity of the gate; its name is its key in [`QualityScores`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
     FaceBrightness,
+    FaceUnderexposed,
+    FaceOverexposed,
+    FaceDynamicRange,
     ImageBrightness,
     Sharpness,
     FaceAreaRatio,
@@ -122,6 +158,9 @@ pub enum Metric {
     FaceInsideRatio,
     RollDeg,
     Yaw,
+    YawDeg,
+    PitchDeg,
+    EyesOpen,
 }
 
 impl Metric {
@@ -129,6 +168,9 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::FaceBrightness => "face_brightness",
+            Metric::FaceUnderexposed => "face_underexposed",
+            Metric::FaceOverexposed => "face_overexposed",
+            Metric::FaceDynamicRange => "face_dynamic_range",
             Metric::ImageBrightness => "image_brightness",
             Metric::Sharpness => "sharpness",
             Metric::FaceAreaRatio => "face_area_ratio",
@@ -137,6 +179,9 @@ impl Metric {
             Metric::FaceInsideRatio => "face_inside_ratio",
             Metric::RollDeg => "roll_deg",
             Metric::Yaw => "yaw",
+            Metric::YawDeg => "yaw_deg",
+            Metric::PitchDeg => "pitch_deg",
+            Metric::EyesOpen => "eyes_open",
         }
     }
 
@@ -144,6 +189,9 @@ impl Metric {
     pub fn get(self, q: &QualityScores) -> Option<f32> {
         match self {
             Metric::FaceBrightness => q.face_brightness,
+            Metric::FaceUnderexposed => q.face_underexposed,
+            Metric::FaceOverexposed => q.face_overexposed,
+            Metric::FaceDynamicRange => q.face_dynamic_range,
             Metric::ImageBrightness => Some(q.image_brightness),
             Metric::Sharpness => q.sharpness,
             Metric::FaceAreaRatio => q.face_area_ratio,
@@ -152,12 +200,18 @@ impl Metric {
             Metric::FaceInsideRatio => q.face_inside_ratio,
             Metric::RollDeg => q.roll_deg,
             Metric::Yaw => q.yaw,
+            Metric::YawDeg => q.yaw_deg,
+            Metric::PitchDeg => q.pitch_deg,
+            Metric::EyesOpen => q.eyes_open,
         }
     }
 
     /// Signed angles are held to their limit by magnitude.
     pub fn by_magnitude(self) -> bool {
-        matches!(self, Metric::RollDeg | Metric::Yaw)
+        matches!(
+            self,
+            Metric::RollDeg | Metric::Yaw | Metric::YawDeg | Metric::PitchDeg
+        )
     }
 
     /// The value a limit is compared with.
@@ -173,8 +227,14 @@ impl Metric {
     pub fn range(self) -> (f64, f64) {
         match self {
             Metric::FaceBrightness | Metric::ImageBrightness => (0.0, 255.0),
-            Metric::FaceAreaRatio | Metric::FaceInsideRatio => (0.0, 1.0),
+            Metric::FaceAreaRatio
+            | Metric::FaceInsideRatio
+            | Metric::FaceUnderexposed
+            | Metric::FaceOverexposed => (0.0, 1.0),
+            Metric::FaceDynamicRange => (0.0, 8.0),
             Metric::RollDeg => (0.0, 180.0),
+            Metric::YawDeg | Metric::PitchDeg => (0.0, 90.0),
+            Metric::EyesOpen => (0.0, f64::INFINITY),
             Metric::Sharpness | Metric::FaceHeightRatio | Metric::EyeDistancePx | Metric::Yaw => {
                 (0.0, f64::INFINITY)
             }
@@ -185,7 +245,8 @@ impl Metric {
     pub fn decimals(self) -> usize {
         match self {
             Metric::FaceAreaRatio | Metric::FaceHeightRatio | Metric::FaceInsideRatio => 4,
-            Metric::Yaw => 3,
+            Metric::FaceUnderexposed | Metric::FaceOverexposed | Metric::FaceDynamicRange => 3,
+            Metric::Yaw | Metric::EyesOpen => 3,
             _ => 1,
         }
     }
@@ -193,7 +254,11 @@ impl Metric {
     /// Unit, for docs.
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::FaceBrightness | Metric::ImageBrightness => "mean luma 0-255",
+            Metric::FaceBrightness => "mean luma 0-255 (upper face: brows to nose)",
+            Metric::ImageBrightness => "mean luma 0-255",
+            Metric::FaceUnderexposed => "share of upper-face pixels with luma < 25",
+            Metric::FaceOverexposed => "share of upper-face pixels with luma >= 247",
+            Metric::FaceDynamicRange => "bits (entropy of the upper-face luma histogram)",
             Metric::Sharpness => "Laplacian variance (112x112 grey face)",
             Metric::FaceAreaRatio => "face box area / image area",
             Metric::FaceHeightRatio => "face box height / image height",
@@ -201,6 +266,9 @@ impl Metric {
             Metric::FaceInsideRatio => "fraction of the face box (grown 10 %) inside the image",
             Metric::RollDeg => "degrees (eye line)",
             Metric::Yaw => "nose offset / eye distance (0 = frontal)",
+            Metric::YawDeg => "degrees, face-mesh plane (0 = frontal)",
+            Metric::PitchDeg => "degrees, face-mesh plane (0 = level)",
+            Metric::EyesOpen => "eyelid height / eye width, less open eye",
         }
     }
 }
@@ -232,6 +300,8 @@ pub enum Kind {
 pub enum Limit {
     MinFaceBrightness,
     MaxFaceBrightness,
+    MaxFaceUnderexposed,
+    MaxFaceOverexposed,
     MinImageBrightness,
     MaxImageBrightness,
     MinSharpness,
@@ -242,6 +312,9 @@ pub enum Limit {
     MinFaceInside,
     MaxRollDeg,
     MaxYaw,
+    MaxYawDeg,
+    MaxPitchDeg,
+    MinEyesOpen,
 }
 
 /// One row of the table.
@@ -265,14 +338,14 @@ const fn check(metric: Metric, side: Side, code: ReasonCode) -> Kind {
 }
 
 /// The table.
-pub const LIMITS: [LimitDef; 12] = [
+pub const LIMITS: [LimitDef; 17] = [
     LimitDef {
         limit: Limit::MinFaceBrightness,
         key: "min_face_brightness",
         env: "EKYC_MIN_FACE_BRIGHTNESS",
-        default: 50.0,
+        default: 25.0,
         kind: check(Metric::FaceBrightness, Side::Min, ReasonCode::TooDark),
-        doc: "Minimum mean luma (0-255) of the face region.",
+        doc: "Minimum mean luma (0-255) of the upper face (brows to nose: a face mask or a beard does not darken it).",
         message: |v, l| format!("The face is too dark (brightness {v:.0}, minimum {l:.0}); add light in front of you."),
     },
     LimitDef {
@@ -281,14 +354,44 @@ pub const LIMITS: [LimitDef; 12] = [
         env: "EKYC_MAX_FACE_BRIGHTNESS",
         default: 225.0,
         kind: check(Metric::FaceBrightness, Side::Max, ReasonCode::TooBright),
-        doc: "Maximum mean luma (0-255) of the face region.",
+        doc: "Maximum mean luma (0-255) of the upper face.",
         message: |v, l| format!("The face is overexposed (brightness {v:.0}, maximum {l:.0}); avoid direct light."),
+    },
+    LimitDef {
+        limit: Limit::MaxFaceUnderexposed,
+        key: "max_face_underexposed",
+        env: "EKYC_MAX_FACE_UNDEREXPOSED",
+        default: 0.6,
+        kind: check(Metric::FaceUnderexposed, Side::Max, ReasonCode::TooDark),
+        doc: "Maximum share of upper-face pixels with luma below 25 (ISO/IEC 29794-5 under-exposure).",
+        message: |v, l| {
+            format!(
+                "{:.0}% of the face is lost in shadow (at most {:.0}%); add light in front of you.",
+                v * 100.0,
+                l * 100.0
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MaxFaceOverexposed,
+        key: "max_face_overexposed",
+        env: "EKYC_MAX_FACE_OVEREXPOSED",
+        default: 0.3,
+        kind: check(Metric::FaceOverexposed, Side::Max, ReasonCode::TooBright),
+        doc: "Maximum share of upper-face pixels with luma of 247 or more (ISO/IEC 29794-5 over-exposure).",
+        message: |v, l| {
+            format!(
+                "{:.0}% of the face is washed out by light (at most {:.0}%); avoid direct light.",
+                v * 100.0,
+                l * 100.0
+            )
+        },
     },
     LimitDef {
         limit: Limit::MinImageBrightness,
         key: "min_image_brightness",
         env: "EKYC_MIN_IMAGE_BRIGHTNESS",
-        default: 35.0,
+        default: 20.0,
         kind: check(Metric::ImageBrightness, Side::Min, ReasonCode::TooDark),
         doc: "Minimum mean luma (0-255) of the whole image.",
         message: |v, l| format!("The picture is too dark (brightness {v:.0}, minimum {l:.0})."),
@@ -345,7 +448,7 @@ pub const LIMITS: [LimitDef; 12] = [
         limit: Limit::MinEyeDistance,
         key: "min_eye_distance",
         env: "EKYC_MIN_EYE_DISTANCE",
-        default: 32.0,
+        default: 28.0,
         kind: check(Metric::EyeDistancePx, Side::Min, ReasonCode::FaceTooSmall),
         doc: "Minimum distance between the eyes, in original-image pixels.",
         message: |v, l| format!("The eyes are {v:.0} px apart; the face needs more resolution (at least {l:.0} px)."),
@@ -379,7 +482,7 @@ pub const LIMITS: [LimitDef; 12] = [
         limit: Limit::MaxRollDeg,
         key: "max_roll_deg",
         env: "EKYC_MAX_ROLL_DEG",
-        default: 25.0,
+        default: 35.0,
         kind: check(Metric::RollDeg, Side::Max, ReasonCode::HeadRoll),
         doc: "Maximum absolute head roll (eye-line angle), degrees.",
         message: |v, l| {
@@ -398,11 +501,48 @@ pub const LIMITS: [LimitDef; 12] = [
         doc: "Maximum absolute yaw: nose-tip offset from the eye midpoint along the eye line / eye distance (0 = frontal).",
         message: |v, l| format!("The head is turned to the side (yaw {v:.2}, maximum {l:.2}); look straight at the camera."),
     },
+    LimitDef {
+        limit: Limit::MaxYawDeg,
+        key: "max_yaw_deg",
+        env: "EKYC_MAX_YAW_DEG",
+        default: 28.0,
+        kind: check(Metric::YawDeg, Side::Max, ReasonCode::HeadYaw),
+        doc: "Maximum absolute head yaw from the face mesh, degrees (ISO/IEC 29794-5 head pose).",
+        message: |v, l| {
+            format!(
+                "The head is turned {:.0}° to the side (maximum {l:.0}°); look straight at the camera.",
+                v.abs()
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MaxPitchDeg,
+        key: "max_pitch_deg",
+        env: "EKYC_MAX_PITCH_DEG",
+        default: 27.0,
+        kind: check(Metric::PitchDeg, Side::Max, ReasonCode::HeadPitch),
+        doc: "Maximum absolute head pitch from the face mesh, degrees (ISO/IEC 29794-5 head pose).",
+        message: |v, l| {
+            format!(
+                "The head is tilted {:.0}° up or down (maximum {l:.0}°); hold the camera at eye level.",
+                v.abs()
+            )
+        },
+    },
+    LimitDef {
+        limit: Limit::MinEyesOpen,
+        key: "min_eyes_open",
+        env: "EKYC_MIN_EYES_OPEN",
+        default: 0.2,
+        kind: check(Metric::EyesOpen, Side::Min, ReasonCode::EyesClosed),
+        doc: "Minimum eye openness (eyelid height / eye width of the less open eye; ISO/IEC 29794-5 eyes open).",
+        message: |v, l| format!("The eyes look closed (openness {v:.2}, minimum {l:.2}); open your eyes and look at the camera."),
+    },
 ];
 
 /// The checks in reporting order; each group reports only its first failing check (a face that
 /// is too small is reported once; the image's brightness only when the face's passes).
-pub const GROUPS: [&[Limit]; 6] = [
+pub const GROUPS: [&[Limit]; 8] = [
     &[
         Limit::MinFaceAreaRatio,
         Limit::MinFaceHeightRatio,
@@ -412,12 +552,16 @@ pub const GROUPS: [&[Limit]; 6] = [
     &[
         Limit::MinFaceBrightness,
         Limit::MaxFaceBrightness,
+        Limit::MaxFaceUnderexposed,
+        Limit::MaxFaceOverexposed,
         Limit::MinImageBrightness,
         Limit::MaxImageBrightness,
     ],
     &[Limit::MinSharpness],
     &[Limit::MaxRollDeg],
-    &[Limit::MaxYaw],
+    &[Limit::MaxYaw, Limit::MaxYawDeg],
+    &[Limit::MaxPitchDeg],
+    &[Limit::MinEyesOpen],
 ];
 
 impl Limit {
@@ -487,6 +631,73 @@ pub fn clip_rect(b: &BBox, w: u32, h: u32) -> Rect {
     }
 }
 
+/// The upper face, where exposure is measured: the middle 80 % of the face box's width, from 10 %
+/// below its top down to the nose tip. Brows, eyes and cheeks; not the mouth and chin, which a
+/// face mask, a beard or a dark scarf may cover without the face being badly lit.
+pub fn upper_face(face: &Face, w: u32, h: u32) -> Rect {
+    let b = &face.bbox;
+    let top = b.y + 0.1 * b.height;
+    let nose = face.keypoints[2].y.clamp(b.y, b.y + b.height);
+    let bottom = nose.max(top + 0.2 * b.height);
+    clip_rect(
+        &BBox {
+            x: b.x + 0.1 * b.width,
+            y: top,
+            width: 0.8 * b.width,
+            height: bottom - top,
+        },
+        w,
+        h,
+    )
+}
+
+/// Exposure of a region from its luma histogram (ISO/IEC 29794-5's under-/over-exposure and
+/// dynamic range, computed on luma as this gate defines them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exposure {
+    pub mean: f32,
+    pub underexposed: f32,
+    pub overexposed: f32,
+    pub entropy_bits: f32,
+}
+
+impl Exposure {
+    pub fn of(hist: &[u32; 256]) -> Exposure {
+        let n: u64 = hist.iter().map(|&c| u64::from(c)).sum();
+        if n == 0 {
+            return Exposure {
+                mean: 0.0,
+                underexposed: 0.0,
+                overexposed: 0.0,
+                entropy_bits: 0.0,
+            };
+        }
+        let nf = n as f64;
+        let share = |pred: &dyn Fn(f32) -> bool| {
+            let c: u64 = (0..256)
+                .filter(|&v| pred(v as f32))
+                .map(|v| u64::from(hist[v]))
+                .sum();
+            (c as f64 / nf) as f32
+        };
+        let mean = (0..256).map(|v| v as f64 * f64::from(hist[v])).sum::<f64>() / nf;
+        let entropy = hist
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = f64::from(c) / nf;
+                -p * p.log2()
+            })
+            .sum::<f64>();
+        Exposure {
+            mean: mean as f32,
+            underexposed: share(&|v| v < UNDEREXPOSED_LUMA),
+            overexposed: share(&|v| v >= OVEREXPOSED_LUMA),
+            entropy_bits: entropy as f32,
+        }
+    }
+}
+
 /// Measure every metric. `faces` are in `img` coordinates, largest first; `to_original` converts
 /// `img` pixels to original-image pixels (reduced-scale decode). Without a face only the image's
 /// brightness is measured.
@@ -495,6 +706,7 @@ pub fn measure(
     faces: &[Face],
     to_original: f32,
     limits: &QualityLimits,
+    landmarks: Option<&FaceLandmarks>,
 ) -> QualityScores {
     let (w, h) = (img.width(), img.height());
     let mut q = QualityScores {
@@ -521,9 +733,14 @@ pub fn measure(
     let inside_ratio = (inside.w as f32 * inside.h as f32) / g.area().max(1.0);
     q.face_inside_ratio = Some(inside_ratio.min(1.0));
 
-    // Brightness and sharpness (at a fixed size) on the face.
+    // Exposure on the upper face; sharpness (at a fixed size) on the whole face box.
     let face_rect = clip_rect(&face.bbox, w, h);
-    q.face_brightness = Some(mean_luma(img, face_rect, 4_096));
+    let upper = upper_face(face, w, h);
+    let exposure = Exposure::of(&luma_histogram(img, upper, 4_096));
+    q.face_brightness = Some(exposure.mean);
+    q.face_underexposed = Some(exposure.underexposed);
+    q.face_overexposed = Some(exposure.overexposed);
+    q.face_dynamic_range = Some(exposure.entropy_bits);
     if face_rect.w >= 2 && face_rect.h >= 2 {
         let grey = grey_square(img, face_rect, SHARPNESS_SIZE);
         q.sharpness = Some(laplacian_variance(&grey, SHARPNESS_SIZE as usize));
@@ -542,6 +759,11 @@ pub fn measure(
     } else {
         0.0
     });
+    if let Some(l) = landmarks {
+        q.yaw_deg = Some(l.yaw_deg);
+        q.pitch_deg = Some(l.pitch_deg);
+        q.eyes_open = l.eyes_open;
+    }
     q
 }
 
@@ -571,8 +793,9 @@ pub fn gate(
     faces: &[Face],
     to_original: f32,
     limits: &QualityLimits,
+    landmarks: Option<&FaceLandmarks>,
 ) -> QualityReport {
-    let scores = measure(img, faces, to_original, limits);
+    let scores = measure(img, faces, to_original, limits, landmarks);
     let mut reasons = Vec::new();
     if faces.is_empty() {
         reasons.push(Reason {
@@ -624,6 +847,60 @@ mod tests {
             let expected = usize::from(matches!(d.kind, Kind::Check { .. }));
             assert_eq!(n, expected, "{}", d.key);
         }
+    }
+
+    #[test]
+    fn exposure_from_a_histogram_by_hand() {
+        let mut h = [0u32; 256];
+        // Half the pixels at 10 (under-exposed), a quarter at 100, a quarter at 250 (over).
+        h[10] = 2;
+        h[100] = 1;
+        h[250] = 1;
+        let e = Exposure::of(&h);
+        assert!((e.mean - 92.5).abs() < 1e-4, "{e:?}");
+        assert!((e.underexposed - 0.5).abs() < 1e-6);
+        assert!((e.overexposed - 0.25).abs() < 1e-6);
+        // Entropy of (1/2, 1/4, 1/4) = 1.5 bits.
+        assert!((e.entropy_bits - 1.5).abs() < 1e-6);
+        // The thresholds: 24 is under, 25 is not; 246 is not over, 247 is.
+        let mut h = [0u32; 256];
+        h[24] = 1;
+        h[25] = 1;
+        h[246] = 1;
+        h[247] = 1;
+        let e = Exposure::of(&h);
+        assert_eq!((e.underexposed, e.overexposed), (0.25, 0.25));
+        assert_eq!(Exposure::of(&[0; 256]).entropy_bits, 0.0);
+    }
+
+    #[test]
+    fn a_dark_lower_face_does_not_darken_the_upper_face() {
+        // A mid-grey face whose lower half (below the nose) is black, as with a black face mask.
+        let f = face(100.0, 100.0, 200.0);
+        let mut img = grey(400, 400, 120);
+        let nose_y = f.keypoints[2].y as u32;
+        for y in nose_y..300 {
+            for x in 100..300 {
+                img.put_pixel(x, y, Rgb([5, 5, 5]));
+            }
+        }
+        let r = upper_face(&f, 400, 400);
+        assert!(r.y + r.h <= nose_y + 1 && r.y >= 120, "{r:?}");
+        let q = measure(&img, &[f], 1.0, &QualityLimits::default(), None);
+        assert_eq!(q.face_underexposed, Some(0.0));
+        assert!((q.face_brightness.unwrap_or(0.0) - 120.0).abs() < 1.0);
+        let report = gate(
+            &img,
+            &[face(100.0, 100.0, 200.0)],
+            1.0,
+            &QualityLimits::default(),
+            None,
+        );
+        assert!(
+            !report.reasons.iter().any(|r| r.code == ReasonCode::TooDark),
+            "{:?}",
+            report.reasons
+        );
     }
 
     #[test]
@@ -683,6 +960,7 @@ mod tests {
             &[face(100.0, 100.0, 200.0)],
             1.0,
             &QualityLimits::default(),
+            None,
         );
         assert_eq!(codes(&r), vec![], "{:?}", r.reasons);
         assert_eq!(r.scores.faces, 1);
@@ -693,7 +971,13 @@ mod tests {
 
     #[test]
     fn no_face_reports_no_face_and_image_brightness_only() {
-        let r = gate(&grey(100, 100, 10), &[], 1.0, &QualityLimits::default());
+        let r = gate(
+            &grey(100, 100, 10),
+            &[],
+            1.0,
+            &QualityLimits::default(),
+            None,
+        );
         assert_eq!(codes(&r), vec![ReasonCode::NoFace, ReasonCode::TooDark]);
         assert_eq!(r.reasons[1].metric, Some("image_brightness"));
         assert_eq!(r.scores.face_brightness, None);
@@ -707,6 +991,7 @@ mod tests {
             &[face(100.0, 100.0, 10.0)],
             1.0,
             &QualityLimits::default(),
+            None,
         );
         assert_eq!(
             codes(&r),
@@ -724,6 +1009,7 @@ mod tests {
             std::slice::from_ref(&f),
             1.0,
             &QualityLimits::default(),
+            None,
         );
         assert!(codes(&r).contains(&ReasonCode::TooBright));
         assert_eq!(
@@ -742,7 +1028,7 @@ mod tests {
         }
         let mut limits = QualityLimits::default();
         limits.set(Limit::MaxImageBrightness, 150.0);
-        let r = gate(&img, &[f], 1.0, &limits);
+        let r = gate(&img, &[f], 1.0, &limits, None);
         let bright: Vec<_> = r
             .reasons
             .iter()
@@ -761,18 +1047,19 @@ mod tests {
             std::slice::from_ref(&f),
             1.0,
             &QualityLimits::default(),
+            None,
         );
         assert!(codes(&r).contains(&ReasonCode::FaceCutOff));
         // Roll 45°: left eye 0.4·size lower than the right.
         f = face(100.0, 100.0, 200.0);
         f.keypoints[1].y += 80.0;
-        let r = gate(&img, &[f], 1.0, &QualityLimits::default());
+        let r = gate(&img, &[f], 1.0, &QualityLimits::default(), None);
         let roll = r.reasons.iter().find(|r| r.code == ReasonCode::HeadRoll);
         assert!(roll.is_some_and(|r| (r.score.unwrap_or(0.0) - 45.0).abs() < 0.01));
         // Nose above the left eye: yaw 0.5.
         let mut f = face(100.0, 100.0, 200.0);
         f.keypoints[2].x = f.keypoints[1].x;
-        let r = gate(&img, &[f], 1.0, &QualityLimits::default());
+        let r = gate(&img, &[f], 1.0, &QualityLimits::default(), None);
         let yaw = r.reasons.iter().find(|r| r.code == ReasonCode::HeadYaw);
         assert!(yaw.is_some_and(|r| (r.score.unwrap_or(0.0) - 0.5).abs() < 1e-4));
     }
@@ -782,18 +1069,18 @@ mod tests {
         let img = board(800, 400);
         let limits = QualityLimits::default();
         let two = [face(50.0, 100.0, 200.0), face(450.0, 100.0, 190.0)];
-        let r = gate(&img, &two, 1.0, &limits);
+        let r = gate(&img, &two, 1.0, &limits, None);
         assert_eq!(r.reasons[0].code, ReasonCode::MultipleFaces);
         assert_eq!(r.reasons[0].score, Some(2.0));
         let small = [face(50.0, 100.0, 200.0), face(450.0, 100.0, 20.0)];
-        assert_eq!(gate(&img, &small, 1.0, &limits).scores.faces, 1);
+        assert_eq!(gate(&img, &small, 1.0, &limits, None).scores.faces, 1);
     }
 
     #[test]
     fn eye_distance_uses_original_pixels() {
         let img = board(400, 400);
         let f = face(100.0, 100.0, 200.0); // eyes 80 px apart in the decoded image
-        let q = measure(&img, &[f], 2.0, &QualityLimits::default());
+        let q = measure(&img, &[f], 2.0, &QualityLimits::default(), None);
         assert_eq!(q.eye_distance_px, Some(160.0));
     }
 }

@@ -4,6 +4,7 @@
 use crate::config::ModelSelection;
 use crate::detect::Detector;
 use crate::error::ModelError;
+use crate::landmarks::LandmarkModel;
 use crate::liveness::LivenessModel;
 use ekyc_models::manifest::{ModelEntry, Role};
 use ekyc_models::plan::{ParsedModel, PassedModel, Plan};
@@ -27,16 +28,17 @@ pub struct ModelInfo {
 pub struct Registry {
     pub(crate) detectors: Vec<Detector>,
     pub(crate) liveness: Vec<LivenessModel>,
+    pub(crate) landmarks: Vec<LandmarkModel>,
     pub(crate) models: Vec<ModelInfo>,
     pub(crate) origin: String,
 }
 
 /// Whether the model at `index` of a selection (detectors first, then liveness models, as
 /// [`Registry::load`] orders them) is optimised at start-up: the first detector and every liveness
-/// model. Fallback detectors are parsed and checked at start-up but optimised on first use (most
+/// and landmark model. Fallback detectors are parsed and checked at start-up but optimised on first use (most
 /// requests never need them).
 pub fn optimised_at_start(index: usize, e: &ModelEntry) -> bool {
-    index == 0 || e.role == Role::Liveness
+    index == 0 || e.role != Role::Detector
 }
 
 /// The entries `selection` activates in `files`' manifest, detectors first.
@@ -46,6 +48,9 @@ pub fn selected<'m>(
 ) -> Result<Vec<&'m ModelEntry>, ModelError> {
     let mut v = manifest.select(Role::Detector, &selection.detectors)?;
     v.extend(manifest.select(Role::Liveness, &selection.liveness)?);
+    if selection.landmarks != ["none"] {
+        v.extend(manifest.select(Role::Landmarks, &selection.landmarks)?);
+    }
     Ok(v)
 }
 
@@ -88,8 +93,8 @@ impl Registry {
     ) -> Result<Registry, ModelError> {
         let origin = files.origin();
         let entries = selected(files.manifest(), selection)?;
-        let n_detectors = entries.iter().filter(|e| e.role == Role::Detector).count();
-        if n_detectors == 0 || n_detectors == entries.len() {
+        let count = |r: Role| entries.iter().filter(|e| e.role == r).count();
+        if count(Role::Detector) == 0 || count(Role::Liveness) == 0 {
             return Err(ModelError::Manifest {
                 path: origin,
                 message: "need at least one detector and one liveness model".into(),
@@ -117,6 +122,7 @@ impl Registry {
         let mut reg = Registry {
             detectors: Vec::new(),
             liveness: Vec::new(),
+            landmarks: Vec::new(),
             models: Vec::new(),
             origin,
         };
@@ -142,6 +148,15 @@ impl Registry {
                 Role::Liveness => {
                     let spec = e.liveness.clone().ok_or_else(|| lacks("liveness"))?;
                     reg.liveness.push(LivenessModel::new(
+                        e.name.clone(),
+                        plan,
+                        e.input.clone(),
+                        spec,
+                    )?);
+                }
+                Role::Landmarks => {
+                    let spec = e.landmarks.clone().ok_or_else(|| lacks("landmarks"))?;
+                    reg.landmarks.push(LandmarkModel::new(
                         e.name.clone(),
                         plan,
                         e.input.clone(),

@@ -27,19 +27,22 @@
 //! (serialisable [`report::EvalReport`], Markdown, the `ekyc eval` summary and
 //! `scores.csv`), [`dataset`] (labelled folders), [`run`] (images through the
 //! service's pipeline), [`quality_calibration`] (quality-gate limits from bona
-//! fide captures), [`bench_http`] (the HTTP benchmark, Unix) and [`procinfo`]
-//! (process CPU and memory from /proc).
+//! fide captures), [`roc`] (ROC AUC with DeLong's interval), [`ensembles`] (every combination
+//! of liveness models and fusions measured and ranked by one rule), [`bench_http`] (the HTTP
+//! benchmark, Unix) and [`procinfo`] (process CPU and memory from /proc).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub mod dataset;
+pub mod ensembles;
 pub mod metrics;
 pub mod plot;
 pub mod procinfo;
 pub mod quality_calibration;
 pub mod report;
+pub mod roc;
 pub mod run;
 pub mod stats;
 
@@ -238,4 +241,10 @@ pub enum EvalError {
     Write(#[from] std::io::Error),
     #[error("serialising report: {0}")]
     Json(#[from] serde_json::Error),
+    /// Invalid input to [`ensembles::evaluate`] (candidates, sizes, budget, probabilities).
+    #[error("ensemble evaluation: {0}")]
+    Ensemble(String),
+    /// A data set without bona fide or without attack samples.
+    #[error("set {set:?} has no {class} samples")]
+    EmptyClass { set: String, class: &'static str },
 }

@@ -17,6 +17,8 @@ pub struct Manifest {
 pub enum Role {
     Detector,
     Liveness,
+    /// Face or eye landmarks for the quality gate (pose, eyes open).
+    Landmarks,
 }
 
 /// One model.
@@ -41,11 +43,63 @@ pub struct ModelEntry {
     pub sources: Vec<String>,
     #[serde(default)]
     pub notes: String,
+    /// A stand-in with random weights (format and speed tests only): never a candidate when
+    /// ensembles are measured, never part of the default set.
+    #[serde(default)]
+    pub stand_in: bool,
     pub input: InputSpec,
     #[serde(default)]
     pub detector: Option<DetectorSpec>,
     #[serde(default)]
     pub liveness: Option<LivenessSpec>,
+    #[serde(default)]
+    pub landmarks: Option<LandmarkSpec>,
+}
+
+/// What a landmark model locates.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LandmarkKind {
+    /// A face mesh on a square crop `crop_scale` × the face box's long side, rotated so the
+    /// detector's eyes are level. Needs `eye_corners` and `pose`.
+    FaceMesh,
+    /// One eye's contour on a square crop `crop_scale` × the distance between the eye's corners
+    /// (from the face mesh), levelled; the model takes the subject's left eye and the other is
+    /// mirrored. The first `lid_points` points are the eyelids.
+    EyeContour,
+}
+
+/// Mesh point indices for the head pose: the face plane's normal is the cross product of
+/// `left → right` and `top → bottom` (3-D mesh coordinates).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PosePoints {
+    pub left: usize,
+    pub right: usize,
+    pub top: usize,
+    pub bottom: usize,
+}
+
+/// A landmark model: where its crop comes from and what its outputs mean.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandmarkSpec {
+    pub kind: LandmarkKind,
+    pub crop_scale: f32,
+    /// Points in the first output (x, y, z each, in input pixels).
+    pub points: usize,
+    /// Face mesh: the output holding the face-presence logit, if any.
+    #[serde(default)]
+    pub presence_output: Option<usize>,
+    /// Face mesh: each eye's two corner points, the eye on the image's left first.
+    #[serde(default)]
+    pub eye_corners: Vec<[usize; 2]>,
+    /// Face mesh: the points of the head pose.
+    #[serde(default)]
+    pub pose: Option<PosePoints>,
+    /// Eye contour: the first `lid_points` points trace the eyelids.
+    #[serde(default)]
+    pub lid_points: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -177,6 +231,12 @@ impl Manifest {
                     m.name
                 )));
             }
+            if m.stand_in && m.default {
+                return Err(bad(format!(
+                    "model {}: a stand-in cannot be in the default set",
+                    m.name
+                )));
+            }
             if m.input.width == 0 || m.input.height == 0 || m.input.std.contains(&0.0) {
                 return Err(bad(format!(
                     "model {}: input size and std must be non-zero",
@@ -196,6 +256,36 @@ impl Manifest {
                     {
                         return Err(bad(format!(
                             "model {}: anchors must be non-empty and non-zero",
+                            m.name
+                        )));
+                    }
+                }
+                Role::Landmarks => {
+                    let l = m.landmarks.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role landmarks needs [model.landmarks]",
+                            m.name
+                        ))
+                    })?;
+                    let in_range = |i: usize| i < l.points;
+                    let ok = l.crop_scale.is_finite()
+                        && l.crop_scale > 0.0
+                        && l.points > 0
+                        && match l.kind {
+                            LandmarkKind::FaceMesh => {
+                                l.eye_corners.len() == 2
+                                    && l.eye_corners.iter().flatten().all(|&i| in_range(i))
+                                    && l.pose.is_some_and(|p| {
+                                        [p.left, p.right, p.top, p.bottom].into_iter().all(in_range)
+                                    })
+                            }
+                            LandmarkKind::EyeContour => {
+                                l.lid_points >= 3 && l.lid_points <= l.points
+                            }
+                        };
+                    if !ok {
+                        return Err(bad(format!(
+                            "model {}: landmarks need crop_scale > 0 and point indices below points (face_mesh: two eye_corners and pose; eye_contour: lid_points >= 3)",
                             m.name
                         )));
                     }

@@ -79,7 +79,7 @@ pub(crate) fn run(
             let found = pipeline.detect(&d)?;
             let t_det = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            let report = pipeline.quality(&d, &found);
+            let report = pipeline.quality(&d, &found)?;
             let t_q = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             if let Some(f) = found.faces.first() {

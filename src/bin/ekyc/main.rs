@@ -11,6 +11,7 @@ use std::process::ExitCode;
 mod bench;
 mod bench_http;
 mod calibrate;
+mod ensembles;
 mod eval;
 mod models;
 
@@ -85,6 +86,10 @@ enum Cmd {
     /// and score histogram, gate on and off; writes report.json/.md, det.png/.svg, hist.png/.svg,
     /// scores.csv into --out and prints the summary.
     Eval(eval::EvalArgs),
+    /// Measure every combination of candidate liveness models and both fusion rules on labelled
+    /// sets (AUC, EER, BPCER at APCER 10 % and 5 %, 95 % intervals, CPU cost) and pick the default by
+    /// the written rule; writes report.md, report.json and scores.csv into --out.
+    EvalEnsembles(ensembles::EnsemblesArgs),
     /// Choose the liveness threshold that meets an APCER or BPCER target on labelled folders; print
     /// the other rate with 95% intervals and the line EKYC_LIVENESS_THRESHOLD=<value>.
     Calibrate(calibrate::CalibrateArgs),
@@ -133,6 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Models { cmd } => models::run(cmd),
         Cmd::Eval(args) => eval::eval(args),
+        Cmd::EvalEnsembles(args) => ensembles::run(args),
         Cmd::BenchHttp(args) => bench_http::run(args),
         Cmd::Calibrate(args) => calibrate::calibrate(args),
         Cmd::CalibrateQuality(args) => calibrate::calibrate_quality(args),
