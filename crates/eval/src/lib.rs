@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod dataset;
 pub mod ensembles;
+pub mod gate_labels;
 pub mod metrics;
 pub mod plot;
 pub mod procinfo;
@@ -231,6 +232,9 @@ pub enum EvalError {
     },
     #[error("no images found in {}", .0.display())]
     NoImages(PathBuf),
+    /// A labels CSV (`gate_labels`) that does not parse.
+    #[error("labels: {0}")]
+    Labels(String),
     #[error("{}:{line}: {message}", path.display())]
     AttackTypes {
         path: PathBuf,

@@ -13,6 +13,7 @@ mod bench_http;
 mod calibrate;
 mod ensembles;
 mod eval;
+mod gate;
 mod models;
 
 #[derive(Parser)]
@@ -90,6 +91,10 @@ enum Cmd {
     /// sets (AUC, EER, BPCER at APCER 10 % and 5 %, 95 % intervals, CPU cost) and pick the default by
     /// the written rule; writes report.md, report.json and scores.csv into --out.
     EvalEnsembles(ensembles::EnsemblesArgs),
+    /// The quality gate against labels by eye (testdata/labels/*.csv): acceptable captures that
+    /// pass (with a 95 % interval), and per labelled reason how many are rejected and with which
+    /// reason; prints Markdown (and writes it with --out).
+    EvalGate(gate::GateArgs),
     /// Choose the liveness threshold that meets an APCER or BPCER target on labelled folders; print
     /// the other rate with 95% intervals and the line EKYC_LIVENESS_THRESHOLD=<value>.
     Calibrate(calibrate::CalibrateArgs),
@@ -139,6 +144,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Models { cmd } => models::run(cmd),
         Cmd::Eval(args) => eval::eval(args),
         Cmd::EvalEnsembles(args) => ensembles::run(args),
+        Cmd::EvalGate(args) => gate::eval_gate(args),
         Cmd::BenchHttp(args) => bench_http::run(args),
         Cmd::Calibrate(args) => calibrate::calibrate(args),
         Cmd::CalibrateQuality(args) => calibrate::calibrate_quality(args),
