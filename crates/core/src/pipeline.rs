@@ -283,7 +283,22 @@ impl Pipeline {
         decoded: &Decoded,
         detections: &Detections,
     ) -> Result<QualityReport, Error> {
-        let landmarks = self.landmarks(decoded, detections)?;
+        self.quality_with(decoded, detections, true)
+    }
+
+    /// The quality gate, with the landmark stage only when `landmarks` (it costs more than the
+    /// rest of the gate; with checks off nothing is decided on it).
+    fn quality_with(
+        &self,
+        decoded: &Decoded,
+        detections: &Detections,
+        landmarks: bool,
+    ) -> Result<QualityReport, Error> {
+        let landmarks = if landmarks {
+            self.landmarks(decoded, detections)?
+        } else {
+            None
+        };
         Ok(gate(
             &decoded.image,
             &detections.faces,
@@ -302,7 +317,8 @@ impl Pipeline {
     pub fn run_decoded(&self, decoded: &Decoded, opts: CheckOptions) -> Result<Verdict, Error> {
         let (detections, detect_ms) = timed(|| self.detect(decoded));
         let detections = detections?;
-        let (quality, quality_ms) = timed(|| self.quality(decoded, &detections));
+        let (quality, quality_ms) =
+            timed(|| self.quality_with(decoded, &detections, opts.enable_checks));
         let quality = quality?;
         let judged = detections
             .faces
