@@ -99,6 +99,14 @@ pub struct DecisionArgs {
     #[arg(long, env = "EKYC_LIVENESS_FUSION", default_value = Decision::default().fusion.as_str(),
           value_parser = parse_fusion)]
     pub fusion: Fusion,
+    /// Half-width of the uncertain band around the threshold: a liveness score closer to the
+    /// threshold than this is RETRY (ask for another capture); 0 = no band.
+    #[arg(long, env = "EKYC_RETRY_BAND", default_value_t = Decision::default().retry_band)]
+    pub retry_band: f32,
+    /// Largest spread of the ensemble's live probabilities (highest minus lowest) before the
+    /// verdict is RETRY (the models disagree); 1 = never.
+    #[arg(long, env = "EKYC_RETRY_MAX_SPREAD", default_value_t = Decision::default().retry_max_spread)]
+    pub retry_max_spread: f32,
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -272,6 +280,8 @@ impl Settings {
                 liveness_threshold: self.decision.liveness_threshold,
                 parallel_liveness: self.decision.parallel_liveness,
                 fusion: self.decision.fusion,
+                retry_band: self.decision.retry_band,
+                retry_max_spread: self.decision.retry_max_spread,
             },
         }
     }

@@ -462,6 +462,7 @@ fn threshold_is_configurable() {
     }
     let mut c = settings();
     c.decision.liveness_threshold = 0.99;
+    c.decision.retry_band = 0.0;
     let strict = c.load_local_pipeline().expect("load");
     let v = strict
         .run(&read("live/vietmoney_true_002.jpg"), CHECKS)
@@ -469,6 +470,51 @@ fn threshold_is_configurable() {
     assert!(v.liveness_score.expect("score") < 0.99);
     assert_eq!(v.status, Status::Spoof);
     assert_eq!(v.threshold, 0.99);
+}
+
+/// RETRY: a score within the band around the threshold, or models that disagree, asks for
+/// another capture (also with checks off); the reasons say which and by how much.
+#[test]
+fn weak_evidence_is_retry() {
+    if pipeline().is_none() {
+        return;
+    }
+    let image = read("live/vietmoney_true_002.jpg");
+    // Its score (~0.98) is within 0.1 of a 0.99 threshold.
+    let mut c = settings();
+    c.decision.liveness_threshold = 0.99;
+    let p = c.load_local_pipeline().expect("load");
+    for opts in [CHECKS, NO_CHECKS] {
+        let v = p.run(&image, opts).expect("run");
+        assert_eq!(v.status, Status::Retry, "{:?}", v.liveness_score);
+        assert!(!v.is_live && v.confidence.is_none() && v.liveness_score.is_some());
+        assert_eq!(codes(&v), BTreeSet::from(["UNCERTAIN_LIVENESS"]));
+        let r = &v.reasons[0];
+        assert_eq!((r.metric, r.limit), (Some("threshold_distance"), Some(0.1)));
+    }
+    // The default threshold decides it LIVE; a zero spread limit makes any disagreement RETRY.
+    let mut c = settings();
+    c.decision.retry_max_spread = 0.0;
+    let p = c.load_local_pipeline().expect("load");
+    let v = p.run(&image, CHECKS).expect("run");
+    assert_eq!(v.status, Status::Retry);
+    assert_eq!(codes(&v), BTreeSet::from(["MODELS_DISAGREE"]));
+    let spread = v.reasons[0].score.expect("spread");
+    let probs: Vec<f32> = v.scores.iter().map(|s| s.live_probability).collect();
+    let want = probs.iter().copied().fold(f32::MIN, f32::max)
+        - probs.iter().copied().fold(f32::MAX, f32::min);
+    assert!(
+        (spread - want).abs() < 1e-6 && spread > 0.0,
+        "{spread} {probs:?}"
+    );
+    assert_eq!(
+        pipeline()
+            .expect("p")
+            .run(&image, CHECKS)
+            .expect("run")
+            .status,
+        Status::Live
+    );
 }
 
 /// The same image as PNG, WebP and JPEG gives the same verdict; a large JPEG is decoded at reduced scale.

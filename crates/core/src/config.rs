@@ -43,6 +43,12 @@ pub struct Decision {
     pub parallel_liveness: bool,
     /// How the models' live probabilities become the ensemble's score.
     pub fusion: crate::liveness::Fusion,
+    /// Half-width of the uncertain band around the threshold: a score with
+    /// `|score - threshold| < retry_band` is RETRY (0 = no band).
+    pub retry_band: f32,
+    /// Largest spread (highest minus lowest live probability) of the ensemble's models before the
+    /// evidence counts as weak and the verdict is RETRY (1 = never).
+    pub retry_max_spread: f32,
 }
 
 impl Default for Decision {
@@ -51,7 +57,102 @@ impl Default for Decision {
             liveness_threshold: 0.5,
             parallel_liveness: false,
             fusion: crate::liveness::Fusion::default(),
+            retry_band: 0.1,
+            retry_max_spread: 1.0,
         }
+    }
+}
+
+impl Decision {
+    /// LIVE, SPOOF or RETRY for an ensemble score and its models' probabilities, with the
+    /// reasons of a RETRY.
+    pub fn decide(
+        &self,
+        score: f32,
+        per_model: &[f32],
+    ) -> (crate::Status, Vec<crate::quality::Reason>) {
+        use crate::quality::{Reason, ReasonCode};
+        let mut reasons = Vec::new();
+        let t = self.liveness_threshold;
+        let distance = (score - t).abs();
+        if distance < self.retry_band {
+            reasons.push(Reason {
+                code: ReasonCode::UncertainLiveness,
+                message: format!(
+                    "The liveness score {score:.2} is within {:.2} of the threshold {t:.2}; take another picture.",
+                    self.retry_band
+                ),
+                score: Some(distance),
+                limit: Some(self.retry_band),
+                metric: Some("threshold_distance"),
+            });
+        }
+        let (lo, hi) = per_model
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &p| {
+                (lo.min(p), hi.max(p))
+            });
+        let spread = if per_model.len() >= 2 { hi - lo } else { 0.0 };
+        if spread > self.retry_max_spread {
+            reasons.push(Reason {
+                code: ReasonCode::ModelsDisagree,
+                message: format!(
+                    "The liveness models disagree (live probabilities {lo:.2} to {hi:.2}); take another picture."
+                ),
+                score: Some(spread),
+                limit: Some(self.retry_max_spread),
+                metric: Some("model_spread"),
+            });
+        }
+        let status = if !reasons.is_empty() {
+            crate::Status::Retry
+        } else if score >= t {
+            crate::Status::Live
+        } else {
+            crate::Status::Spoof
+        };
+        (status, reasons)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quality::ReasonCode;
+    use crate::Status;
+
+    fn d(band: f32, spread: f32) -> Decision {
+        Decision {
+            retry_band: band,
+            retry_max_spread: spread,
+            ..Decision::default()
+        }
+    }
+
+    #[test]
+    fn the_band_and_the_spread_make_retry() {
+        let codes = |r: &[crate::quality::Reason]| r.iter().map(|r| r.code).collect::<Vec<_>>();
+        // Threshold 0.5, band 0.1: 0.41..0.59 is RETRY; 0.4 and 0.6 are decided (the edge is out).
+        assert_eq!(d(0.1, 1.0).decide(0.6, &[0.6]).0, Status::Live);
+        assert_eq!(d(0.1, 1.0).decide(0.5, &[0.5]).0, Status::Retry);
+        assert_eq!(d(0.1, 1.0).decide(0.45, &[0.45]).0, Status::Retry);
+        assert_eq!(d(0.1, 1.0).decide(0.39, &[0.39]).0, Status::Spoof);
+        let (s, r) = d(0.1, 1.0).decide(0.55, &[0.5, 0.6]);
+        assert_eq!(
+            (s, codes(&r)),
+            (Status::Retry, vec![ReasonCode::UncertainLiveness])
+        );
+        // No band: the threshold alone.
+        assert_eq!(d(0.0, 1.0).decide(0.5, &[0.5]).0, Status::Live);
+        assert_eq!(d(0.0, 1.0).decide(0.4999, &[0.4999]).0, Status::Spoof);
+        // Spread 0.9 > 0.5: RETRY even with a confident mean; one model never disagrees.
+        let (s, r) = d(0.1, 0.5).decide(0.9, &[0.99, 0.09]);
+        assert_eq!(
+            (s, codes(&r)),
+            (Status::Retry, vec![ReasonCode::ModelsDisagree])
+        );
+        assert_eq!(d(0.1, 0.5).decide(0.9, &[0.9]).0, Status::Live);
+        assert!((r[0].score.unwrap_or(0.0) - 0.9).abs() < 1e-6);
     }
 }
 

@@ -2,7 +2,7 @@
 //! returning its own type ([`Decoded`], [`Detections`], [`QualityReport`], [`EnsembleScore`]); the
 //! [`Verdict`] is assembled once from them ([`Verdict::assemble`]).
 
-use crate::config::PipelineConfig;
+use crate::config::{Decision, PipelineConfig};
 use crate::decode::{decode, Decoded, ImageInfo};
 use crate::detect::{Detector, Face};
 use crate::error::Error;
@@ -41,24 +41,29 @@ pub enum Status {
     QualityFailed,
     /// No face was found.
     NoFace,
+    /// Liveness ran but the evidence is weak — the score is close to the threshold, or the models
+    /// disagree (see `reasons`): ask for another capture instead of deciding.
+    Retry,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Live,
         Status::Spoof,
         Status::QualityFailed,
         Status::NoFace,
+        Status::Retry,
     ];
 
-    /// The status as serialised ("LIVE", "SPOOF", "QUALITY_FAILED", "NO_FACE").
+    /// The status as serialised ("LIVE", "SPOOF", "QUALITY_FAILED", "NO_FACE", "RETRY").
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Live => "LIVE",
             Status::Spoof => "SPOOF",
             Status::QualityFailed => "QUALITY_FAILED",
             Status::NoFace => "NO_FACE",
+            Status::Retry => "RETRY",
         }
     }
 }
@@ -92,7 +97,8 @@ pub struct Verdict {
     /// Ensemble probability that the face is live (0..1, higher = more live). Null when liveness did
     /// not run. NOTE: the Python prototype's `liveness_score` was the spoof probability.
     pub liveness_score: Option<f32>,
-    /// Probability of the decided class: liveness_score when LIVE, 1 - liveness_score when SPOOF.
+    /// Probability of the decided class: liveness_score when LIVE, 1 - liveness_score when SPOOF
+    /// (null otherwise, RETRY included).
     pub confidence: Option<f32>,
     /// The decision threshold in use: is_live = liveness_score >= threshold.
     pub threshold: f32,
@@ -127,29 +133,40 @@ impl Verdict {
     pub fn assemble(
         s: StageOutputs<'_>,
         opts: CheckOptions,
-        threshold: f32,
+        decision: &Decision,
         models: &[ModelInfo],
     ) -> Verdict {
+        let threshold = decision.liveness_threshold;
         let to_original = s.decoded.scale_to_original();
         let face = s.detections.faces.first().map(|f| f.scaled(to_original));
+        let mut retry_reasons = Vec::new();
         let (status, is_live, liveness_score, confidence, scores) = match s.liveness {
             Some(e) => {
-                let live = e.score >= threshold;
-                let (status, conf) = if live {
-                    (Status::Live, e.score)
-                } else {
-                    (Status::Spoof, 1.0 - e.score)
+                let probs: Vec<f32> = e.per_model.iter().map(|m| m.live_probability).collect();
+                let (status, why) = decision.decide(e.score, &probs);
+                retry_reasons = why;
+                let conf = match status {
+                    Status::Live => Some(e.score),
+                    Status::Spoof => Some(1.0 - e.score),
+                    _ => None,
                 };
-                (status, live, Some(e.score), Some(conf), e.per_model)
+                (
+                    status,
+                    status == Status::Live,
+                    Some(e.score),
+                    conf,
+                    e.per_model,
+                )
             }
             None if face.is_none() => (Status::NoFace, false, None, None, Vec::new()),
             None => (Status::QualityFailed, false, None, None, Vec::new()),
         };
-        // Reasons are reported when the verdict rests on them (no face; the gate with checks on).
+        // Reasons are reported when the verdict rests on them (no face; the gate with checks on;
+        // why a scored capture is RETRY).
         let reasons = if liveness_score.is_none() {
             s.quality.reasons
         } else {
-            Vec::new()
+            retry_reasons
         };
         Verdict {
             status,
@@ -346,7 +363,7 @@ impl Pipeline {
                 timings,
             },
             opts,
-            self.config.decision.liveness_threshold,
+            &self.config.decision,
             &self.models,
         ))
     }

@@ -28,11 +28,15 @@ pub enum ReasonCode {
     HeadYaw,
     HeadPitch,
     EyesClosed,
+    /// RETRY: the liveness score is within the uncertain band around the threshold.
+    UncertainLiveness,
+    /// RETRY: the ensemble's models disagree by more than the configured spread.
+    ModelsDisagree,
 }
 
 impl ReasonCode {
     /// Every code, in declaration order.
-    pub const ALL: [ReasonCode; 11] = [
+    pub const ALL: [ReasonCode; 13] = [
         ReasonCode::NoFace,
         ReasonCode::MultipleFaces,
         ReasonCode::FaceTooSmall,
@@ -44,6 +48,8 @@ impl ReasonCode {
         ReasonCode::HeadYaw,
         ReasonCode::HeadPitch,
         ReasonCode::EyesClosed,
+        ReasonCode::UncertainLiveness,
+        ReasonCode::ModelsDisagree,
     ];
 
     /// The code as serialised (SCREAMING_SNAKE_CASE; a unit test checks it against serde).
@@ -60,6 +66,8 @@ impl ReasonCode {
             ReasonCode::HeadYaw => "HEAD_YAW",
             ReasonCode::HeadPitch => "HEAD_PITCH",
             ReasonCode::EyesClosed => "EYES_CLOSED",
+            ReasonCode::UncertainLiveness => "UNCERTAIN_LIVENESS",
+            ReasonCode::ModelsDisagree => "MODELS_DISAGREE",
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod plot;
 pub mod procinfo;
 pub mod quality_calibration;
 pub mod report;
+pub mod retry;
 pub mod roc;
 pub mod run;
 pub mod stats;

@@ -17,7 +17,7 @@ use crate::Sample;
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub status: Status,
-    /// Liveness score when liveness ran (LIVE / SPOOF).
+    /// Liveness score when liveness ran (LIVE / SPOOF / RETRY).
     pub score: Option<f32>,
     /// Reason codes (gate failures; NO_FACE).
     pub reasons: Vec<String>,
@@ -28,7 +28,7 @@ impl RunResult {
         RunResult {
             status: v.status,
             score: match v.status {
-                Status::Live | Status::Spoof => v.liveness_score,
+                Status::Live | Status::Spoof | Status::Retry => v.liveness_score,
                 Status::QualityFailed | Status::NoFace => None,
             },
             reasons: v

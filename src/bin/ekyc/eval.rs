@@ -13,6 +13,7 @@ use clap::Args;
 use ekyc_core::Pipeline;
 use ekyc_eval::dataset::{collect, Collected, Item};
 use ekyc_eval::report::{scores_csv, EvalOutput, EvalOutputInput};
+use ekyc_eval::retry::RetrySummary;
 use ekyc_eval::run::{model_label, run_all, samples, RunOutput};
 use ekyc_eval::{plot, EvalReport, GatePolicy, ScoreSet};
 use ekyc_liveness::Settings;
@@ -129,10 +130,21 @@ pub(crate) fn eval(args: EvalArgs) -> Result<ExitCode> {
         report_off: EvalReport::new(&set_off, f64::from(threshold), format!("{label}, gate off"))?,
     });
 
+    let decision = &pipeline.config().decision;
+    let retry = RetrySummary::new(&run.runs, decision.retry_band, decision.retry_max_spread);
+
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     write(
         &out.join("report.md"),
-        output.full_markdown(&run.runs, &out),
+        format!(
+            "{}\n{}",
+            output.full_markdown(&run.runs, &out),
+            retry.to_markdown()
+        ),
+    )?;
+    write(
+        &out.join("retry.json"),
+        serde_json::to_string_pretty(&retry)?,
     )?;
     write(
         &out.join("report.json"),
@@ -159,5 +171,6 @@ pub(crate) fn eval(args: EvalArgs) -> Result<ExitCode> {
     )?;
 
     print!("{}", output.summary_markdown(&out));
+    print!("\n{}", retry.to_markdown());
     Ok(ExitCode::SUCCESS)
 }
