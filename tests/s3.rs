@@ -37,10 +37,12 @@ async fn get_json(bucket: &str, key: &str) -> Option<Value> {
 }
 
 /// The files of a default model prefix (manifest + the four default models).
-const MODEL_FILES: [&str; 5] = [
+const MODEL_FILES: [&str; 7] = [
     "manifest.toml",
     "face_detection_short_range.onnx",
     "face_detection_full_range.onnx",
+    "face_landmark.onnx",
+    "iris_landmark.onnx",
     "MiniFASNetV2.onnx",
     "MiniFASNetV1SE.onnx",
 ];
@@ -55,8 +57,8 @@ async fn pushed_models() -> &'static str {
             .expect("push");
         // tools/test.sh's `ekyc models fetch --all` wrote the compiled plans, pushed alongside.
         let plans = up.iter().filter(|k| k.contains("/v1/.plans/")).count();
-        assert_eq!(up.len() - plans, 5, "4 models + manifest: {up:?}");
-        assert_eq!(plans, 8, "a plan + its sha256 sidecar per model: {up:?}");
+        assert_eq!(up.len() - plans, 7, "6 default models + manifest: {up:?}");
+        assert_eq!(plans, 12, "a plan + its sha256 sidecar per model: {up:?}");
         assert!(
             up.last().is_some_and(|k| k.ends_with("v1/manifest.toml")),
             "manifest uploaded last"
@@ -114,7 +116,13 @@ async fn cold_start_from_s3_matches_local_models() {
         .collect();
     assert_eq!(
         cached,
-        ["blazeface_short", "MiniFASNetV2", "MiniFASNetV1SE"]
+        [
+            "blazeface_short",
+            "MiniFASNetV2",
+            "MiniFASNetV1SE",
+            "face_mesh",
+            "iris"
+        ]
     );
     for rel in [
         LIVE,
@@ -270,7 +278,7 @@ async fn upload_is_verified_once_and_written_as_result() {
             .is_some_and(|e| e.len() >= 16),
         "{doc}"
     );
-    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(4));
+    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(6));
     assert!(doc["models"][0]["sha256"]
         .as_str()
         .is_some_and(|s| s.len() == 64));
