@@ -219,6 +219,32 @@ fn calibrate_prints_the_threshold_line() {
     assert!(stdout.contains("too little data"), "{stdout}");
     let written = std::fs::read_to_string(&env_file).expect("env file");
     assert_eq!(written, format!("EKYC_PORT=8080\n{line}\n"));
+
+    // With RETRY targets the band is chosen too, and written next to the threshold.
+    let stdout = ok(&ekyc(&[
+        "calibrate",
+        "--live",
+        &dir("live"),
+        "--spoof",
+        &dir("spoof"),
+        "--target-apcer",
+        "0.2",
+        "--retry-max-apcer",
+        "0",
+        "--retry-max-bpcer",
+        "0",
+        "--write-env",
+        &env_file.display().to_string(),
+    ]));
+    let band = stdout
+        .lines()
+        .find(|l| l.starts_with("EKYC_RETRY_BAND="))
+        .unwrap_or_else(|| panic!("no band line in\n{stdout}"));
+    let b: f64 = band["EKYC_RETRY_BAND=".len()..].parse().expect("band");
+    assert!((0.0..0.5).contains(&b), "{b}");
+    assert!(stdout.contains("decided BPCER 0/"), "{stdout}");
+    let written = std::fs::read_to_string(&env_file).expect("env file");
+    assert!(written.ends_with(&format!("{band}\n")), "{written}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use crate::eval::{collect_data, run_with_progress, write, DataArgs};
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args};
 use ekyc_eval::report::calibration_text;
+use ekyc_eval::retry::choose_band;
 use ekyc_eval::run::{model_label, samples, threshold_f32};
 use ekyc_eval::{quality_calibration, ScoreSet, Target};
 use ekyc_liveness::Settings;
@@ -28,7 +29,16 @@ pub(crate) struct CalibrateArgs {
     /// BPCER ≤ X on this data (low friction: small X).
     #[arg(long, value_name = "X")]
     pub(crate) target_bpcer: Option<f64>,
-    /// Also write `EKYC_LIVENESS_THRESHOLD=<value>` into FILE (the line is replaced if present).
+    /// Also choose the RETRY band: the narrowest band around the chosen threshold whose decided
+    /// captures (outside the band) have APCER (attack types pooled) ≤ X; with
+    /// --retry-max-bpcer, both targets (the one not given is not constrained).
+    #[arg(long, value_name = "X")]
+    pub(crate) retry_max_apcer: Option<f64>,
+    /// See --retry-max-apcer: the decided captures' BPCER ≤ X.
+    #[arg(long, value_name = "X")]
+    pub(crate) retry_max_bpcer: Option<f64>,
+    /// Also write `EKYC_LIVENESS_THRESHOLD=<value>` (and `EKYC_RETRY_BAND`, when chosen) into FILE
+    /// (the lines are replaced if present).
     #[arg(long, value_name = "FILE")]
     pub(crate) write_env: Option<PathBuf>,
     #[command(flatten)]
@@ -93,6 +103,8 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
         data,
         target_apcer,
         target_bpcer,
+        retry_max_apcer,
+        retry_max_bpcer,
         write_env,
         config,
     } = args;
@@ -131,15 +143,49 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
          so the rates above are optimistic for new data)"
     );
     println!("EKYC_LIVENESS_THRESHOLD={value}");
-    if let Some(path) = write_env {
-        let entry = ("EKYC_LIVENESS_THRESHOLD".to_string(), value.to_string());
-        update_env_file(&path, &[entry])?;
-        eprintln!(
-            "wrote EKYC_LIVENESS_THRESHOLD={value} to {}",
-            path.display()
+    let mut entries = vec![("EKYC_LIVENESS_THRESHOLD".to_string(), value.to_string())];
+    let mut code = ExitCode::SUCCESS;
+    if retry_max_apcer.is_some() || retry_max_bpcer.is_some() {
+        let (max_a, max_b) = (
+            retry_max_apcer.unwrap_or(1.0),
+            retry_max_bpcer.unwrap_or(1.0),
         );
+        match choose_band(&on, f64::from(value), max_a, max_b) {
+            Some(c) => {
+                let pct = |r: &ekyc_eval::stats::RateSummary| {
+                    format!(
+                        "{}/{} = {}",
+                        r.errors,
+                        r.total,
+                        r.value
+                            .map(|v| format!("{:.1} %", v * 100.0))
+                            .unwrap_or_else(|| "n/a".into())
+                    )
+                };
+                println!(
+                    "RETRY band ±{:.2} (decided APCER ≤ {max_a}, BPCER ≤ {max_b}; scored captures only): \
+                     RETRY bona fide {}, attacks {}; decided BPCER {}, APCER (pooled) {}",
+                    c.band,
+                    pct(&c.bona_fide_retry),
+                    pct(&c.attack_retry),
+                    pct(&c.bpcer_decided),
+                    pct(&c.apcer_decided)
+                );
+                println!("EKYC_RETRY_BAND={:.2}", c.band);
+                entries.push(("EKYC_RETRY_BAND".to_string(), format!("{:.2}", c.band)));
+            }
+            None => {
+                println!("No RETRY band below 0.5 meets APCER ≤ {max_a} and BPCER ≤ {max_b} on this data.");
+                code = ExitCode::from(1);
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(path) = write_env {
+        update_env_file(&path, &entries)?;
+        let keys: Vec<String> = entries.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("wrote {} to {}", keys.join(", "), path.display());
+    }
+    Ok(code)
 }
 
 pub(crate) fn calibrate_quality(args: CalibrateQualityArgs) -> Result<ExitCode> {
