@@ -42,14 +42,28 @@ fn serve_with(port: u16, extra: &[&str]) -> Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start ekyc serve");
+    // Ready = answering, not just bound: connections made while the models load queue in the
+    // backlog and are accepted in a burst, which would blur the connection-cap test. Then a
+    // moment for the probes' own connections to end (and free their slots).
     let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        let up = TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && exchange_within(
+                port,
+                b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                Duration::from_secs(5),
+            )
+            .starts_with("HTTP/1.1 200");
+        if up {
+            break;
+        }
         assert!(
-            t.elapsed() < Duration::from_secs(60),
+            t.elapsed() < Duration::from_secs(90),
             "server did not start"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_millis(300));
     child
 }
 
