@@ -167,27 +167,35 @@ pub fn luma(p: &[u8]) -> f32 {
     0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
 }
 
-/// Mean luma of a region, sampling at most ~`max_samples` pixels on a regular grid.
-pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
+/// Call `f` with the luma of every pixel of a regular grid over the region that samples at most
+/// ~`max_samples` pixels.
+fn for_each_sampled_luma(img: &RgbImage, r: Rect, max_samples: u32, mut f: impl FnMut(f32)) {
     if r.w == 0 || r.h == 0 {
-        return 0.0;
+        return;
     }
     let total = u64::from(r.w) * u64::from(r.h);
     let step = ((total as f64 / f64::from(max_samples.max(1)))
         .sqrt()
         .floor() as u32)
         .max(1);
-    let (mut sum, mut n) = (0f64, 0u64);
     let mut y = r.y;
     while y < r.y + r.h {
         let mut x = r.x;
         while x < r.x + r.w {
-            sum += f64::from(luma(&img.get_pixel(x, y).0));
-            n += 1;
+            f(luma(&img.get_pixel(x, y).0));
             x += step;
         }
         y += step;
     }
+}
+
+/// Mean luma of a region, sampling at most ~`max_samples` pixels on a regular grid.
+pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
+    let (mut sum, mut n) = (0f64, 0u64);
+    for_each_sampled_luma(img, r, max_samples, |v| {
+        sum += f64::from(v);
+        n += 1;
+    });
     (sum / n.max(1) as f64) as f32
 }
 
@@ -195,24 +203,9 @@ pub fn mean_luma(img: &RgbImage, r: Rect, max_samples: u32) -> f32 {
 /// pixels on the same regular grid as [`mean_luma`].
 pub fn luma_histogram(img: &RgbImage, r: Rect, max_samples: u32) -> [u32; 256] {
     let mut hist = [0u32; 256];
-    if r.w == 0 || r.h == 0 {
-        return hist;
-    }
-    let total = u64::from(r.w) * u64::from(r.h);
-    let step = ((total as f64 / f64::from(max_samples.max(1)))
-        .sqrt()
-        .floor() as u32)
-        .max(1);
-    let mut y = r.y;
-    while y < r.y + r.h {
-        let mut x = r.x;
-        while x < r.x + r.w {
-            let v = luma(&img.get_pixel(x, y).0).round().clamp(0.0, 255.0) as usize;
-            hist[v] += 1;
-            x += step;
-        }
-        y += step;
-    }
+    for_each_sampled_luma(img, r, max_samples, |v| {
+        hist[v.round().clamp(0.0, 255.0) as usize] += 1;
+    });
     hist
 }
 
