@@ -11,7 +11,7 @@ use ekyc_aws::{ModelLocation, S3Config};
 use ekyc_core::liveness::Fusion;
 use ekyc_core::metrics::MetricsConfig;
 use ekyc_core::quality::{QualityLimits, LIMITS};
-use ekyc_core::{Decision, Limits, ModelSelection, PipelineConfig};
+use ekyc_core::{Calibration, Decision, Limits, ModelSelection, PipelineConfig};
 use ekyc_http::ServerConfig;
 use std::path::PathBuf;
 
@@ -107,6 +107,18 @@ pub struct DecisionArgs {
     /// verdict is RETRY (the models disagree); 1 = never.
     #[arg(long, env = "EKYC_RETRY_MAX_SPREAD", default_value_t = Decision::default().retry_max_spread)]
     pub retry_max_spread: f32,
+    /// Calibration of the fused score into `liveness_score`: `auto` (the manifest's
+    /// `[[calibration]]` entry for exactly the active liveness models and fusion, none if it has
+    /// none), `none`, or Platt parameters `a,b` (`sigmoid(a·logit(raw) + b)`, as `ekyc calibrate
+    /// --platt` prints them).
+    #[arg(long, env = "EKYC_LIVENESS_CALIBRATION", default_value = "auto",
+          value_parser = parse_calibration)]
+    pub calibration: Calibration,
+}
+
+fn parse_calibration(s: &str) -> Result<Calibration, String> {
+    Calibration::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected auto, none or two numbers a,b with a > 0"))
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -282,6 +294,7 @@ impl Settings {
                 fusion: self.decision.fusion,
                 retry_band: self.decision.retry_band,
                 retry_max_spread: self.decision.retry_max_spread,
+                calibration: self.decision.calibration,
             },
         }
     }

@@ -41,7 +41,8 @@ fn decoded(rel: &str) -> RgbImage {
 
 /// Scores and boxes match the independent Python/onnxruntime reference (tools/reference.py, run on
 /// the pixels our decoder produced) within 1e-4 on every live and spoof image (the issue asks 1e-3;
-/// 1e-4 also shows that no speed change — PReLU rewrite, parallel ensemble — moved a score).
+/// 1e-4 also shows that no speed change — PReLU rewrite, parallel ensemble — moved a score): each
+/// model's live probability and the calibrated liveness score of the default ensemble.
 #[test]
 fn scores_match_independent_reference() {
     if pipeline().is_none() {
@@ -96,16 +97,18 @@ fn scores_match_independent_reference() {
                 s.live_probability
             );
         }
-        let e = img["ensemble"].as_f64().expect("ensemble") as f32;
+        // The reference applies the manifest's calibration for the default ensemble itself.
+        let e = img["liveness_score"].as_f64().expect("liveness_score") as f32;
         let got = v.liveness_score.expect("score");
         assert!(
             (got - e).abs() < 1e-4,
-            "{rel}: ensemble {got} vs reference {e}"
+            "{rel}: liveness score {got} vs reference {e}"
         );
     }
 }
 
-/// Every bona fide capture passes the quality gate with the default thresholds.
+/// Every bona fide capture passes the quality gate with the default thresholds (liveness decides
+/// it: LIVE, SPOOF, or RETRY when its calibrated score is within the band around the threshold).
 #[test]
 fn every_live_image_passes_the_gate() {
     if pipeline().is_none() {
@@ -113,13 +116,18 @@ fn every_live_image_passes_the_gate() {
     }
     for rel in images_in("live") {
         let v = run(&rel, CHECKS);
+        let allowed: &[&str] = if v.status == Status::Retry {
+            &["UNCERTAIN_LIVENESS"]
+        } else {
+            &[]
+        };
         assert!(
-            v.reasons.is_empty(),
+            codes(&v).iter().all(|c| allowed.contains(c)),
             "{rel}: unexpected reasons {:?}",
             codes(&v)
         );
         assert!(
-            matches!(v.status, Status::Live | Status::Spoof),
+            matches!(v.status, Status::Live | Status::Spoof | Status::Retry),
             "{rel}: {:?}",
             v.status
         );
@@ -444,7 +452,8 @@ fn verdict_json_has_the_documented_fields() {
         assert!(j.get(k).is_some(), "missing {k}");
     }
     assert_eq!(j["status"], "LIVE");
-    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(6));
+    // Two detectors, the liveness model, the face mesh and the iris model.
+    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(5));
     assert_eq!(j["face"]["keypoints"].as_array().map(|a| a.len()), Some(6));
     assert!(j["timings"]["total_ms"].as_f64().unwrap_or(0.0) > 0.0);
     let s = v.liveness_score.expect("score");
@@ -452,6 +461,68 @@ fn verdict_json_has_the_documented_fields() {
         (v.confidence.expect("conf") - s).abs() < 1e-6,
         "confidence of a LIVE verdict is its score"
     );
+}
+
+/// `liveness_score` is the fused score through the manifest's calibration for exactly the active
+/// ensemble (`auto`), through none with `none`, through the given Platt parameters with `a,b`; an
+/// ensemble the manifest has no entry for is not calibrated.
+#[test]
+fn calibration_is_the_manifests_for_the_active_ensemble() {
+    if pipeline().is_none() {
+        return;
+    }
+    use ekyc_core::liveness::Platt;
+    use ekyc_core::Calibration;
+    let image = read(LIVE);
+    let default = pipeline().expect("p").run(&image, CHECKS).expect("run");
+    let raw = f64::from(default.scores[0].live_probability);
+    let manifest = ekyc_models::Manifest::load(&common::repo().join("models/manifest.toml"))
+        .expect("manifest");
+    let entry = manifest
+        .calibrations
+        .iter()
+        .find(|c| c.fits(&["apk_v1_crop27"], "mean_probability"))
+        .expect("the default ensemble has a calibration");
+    let platt = Platt {
+        a: entry.platt[0],
+        b: entry.platt[1],
+    };
+    assert_eq!(default.scores.len(), 1);
+    let want = platt.apply(raw) as f32;
+    assert!(
+        (default.liveness_score.expect("score") - want).abs() < 1e-6,
+        "{:?} vs {want}",
+        default.liveness_score
+    );
+    assert_eq!(
+        pipeline().expect("p").config().decision.calibration,
+        Calibration::Platt(platt)
+    );
+    let with = |cal: Calibration| {
+        let mut c = settings();
+        c.decision.calibration = cal;
+        let p = c.load_local_pipeline().expect("load");
+        (
+            p.run(&image, CHECKS).expect("run"),
+            p.config().decision.calibration,
+        )
+    };
+    let (v, resolved) = with(Calibration::None);
+    assert_eq!(resolved, Calibration::None);
+    assert_eq!(v.liveness_score, Some(raw as f32));
+    let given = Platt { a: 2.0, b: -1.0 };
+    let (v, _) = with(Calibration::Platt(given));
+    assert!((v.liveness_score.expect("score") - given.apply(raw) as f32).abs() < 1e-6);
+    // The former pair has no entry: auto resolves to none, and its score is the plain mean.
+    if common::repo().join("models/MiniFASNetV1SE.onnx").exists() {
+        let mut c = settings();
+        c.models.liveness_models = vec!["MiniFASNetV2".into(), "MiniFASNetV1SE".into()];
+        let p = c.load_local_pipeline().expect("load");
+        assert_eq!(p.config().decision.calibration, Calibration::None);
+        let v = p.run(&image, CHECKS).expect("run");
+        let mean = (v.scores[0].live_probability + v.scores[1].live_probability) / 2.0;
+        assert!((v.liveness_score.expect("score") - mean).abs() < 1e-6);
+    }
 }
 
 /// The threshold decides: a stricter threshold turns the same score into SPOOF.
@@ -480,9 +551,15 @@ fn weak_evidence_is_retry() {
         return;
     }
     let image = read("live/vietmoney_true_002.jpg");
-    // Its score (~0.98) is within 0.1 of a 0.99 threshold.
+    // A threshold 0.05 above its score puts it within the 0.1 band.
+    let score = pipeline()
+        .expect("p")
+        .run(&image, CHECKS)
+        .expect("run")
+        .liveness_score
+        .expect("score");
     let mut c = settings();
-    c.decision.liveness_threshold = 0.99;
+    c.decision.liveness_threshold = score + 0.05;
     let p = c.load_local_pipeline().expect("load");
     for opts in [CHECKS, NO_CHECKS] {
         let v = p.run(&image, opts).expect("run");
@@ -492,9 +569,15 @@ fn weak_evidence_is_retry() {
         let r = &v.reasons[0];
         assert_eq!((r.metric, r.limit), (Some("threshold_distance"), Some(0.1)));
     }
-    // The default threshold decides it LIVE; a zero spread limit makes any disagreement RETRY.
+    // The default threshold decides it LIVE; a zero spread limit makes any disagreement of a
+    // two-model ensemble RETRY (one model never disagrees).
+    if !common::repo().join("models/MiniFASNetV1SE.onnx").exists() {
+        common::skip("MiniFASNetV2 + MiniFASNetV1SE (`ekyc models fetch --all`)");
+        return;
+    }
     let mut c = settings();
     c.decision.retry_max_spread = 0.0;
+    c.models.liveness_models = vec!["MiniFASNetV2".into(), "MiniFASNetV1SE".into()];
     let p = c.load_local_pipeline().expect("load");
     let v = p.run(&image, CHECKS).expect("run");
     assert_eq!(v.status, Status::Retry);

@@ -36,15 +36,14 @@ async fn get_json(bucket: &str, key: &str) -> Option<Value> {
     serde_json::from_slice(&b).ok()
 }
 
-/// The files of a default model prefix (manifest + the four default models).
-const MODEL_FILES: [&str; 7] = [
+/// The files of a default model prefix (manifest + the five default models).
+const MODEL_FILES: [&str; 6] = [
     "manifest.toml",
     "face_detection_short_range.onnx",
     "face_detection_full_range.onnx",
     "face_landmark.onnx",
     "iris_landmark.onnx",
-    "MiniFASNetV2.onnx",
-    "MiniFASNetV1SE.onnx",
+    "apk_v1_crop27.onnx",
 ];
 
 /// Models pushed once to s3://models/v1/.
@@ -57,8 +56,8 @@ async fn pushed_models() -> &'static str {
             .expect("push");
         // tools/test.sh's `ekyc models fetch --all` wrote the compiled plans, pushed alongside.
         let plans = up.iter().filter(|k| k.contains("/v1/.plans/")).count();
-        assert_eq!(up.len() - plans, 7, "6 default models + manifest: {up:?}");
-        assert_eq!(plans, 12, "a plan + its sha256 sidecar per model: {up:?}");
+        assert_eq!(up.len() - plans, 6, "5 default models + manifest: {up:?}");
+        assert_eq!(plans, 10, "a plan + its sha256 sidecar per model: {up:?}");
         assert!(
             up.last().is_some_and(|k| k.ends_with("v1/manifest.toml")),
             "manifest uploaded last"
@@ -116,13 +115,7 @@ async fn cold_start_from_s3_matches_local_models() {
         .collect();
     assert_eq!(
         cached,
-        [
-            "blazeface_short",
-            "MiniFASNetV2",
-            "MiniFASNetV1SE",
-            "face_mesh",
-            "iris"
-        ]
+        ["blazeface_short", "apk_v1_crop27", "face_mesh", "iris"]
     );
     for rel in [
         LIVE,
@@ -149,8 +142,8 @@ async fn cold_start_from_s3_matches_local_models() {
         put(b, &format!("noplans/{f}"), data.clone()).await;
         put(b, &format!("badplan/{f}"), data).await;
     }
-    let v2 = m.get("MiniFASNetV2").expect("entry");
-    let (tar, sidecar) = ekyc_models::plan_cache::relative_paths(v2);
+    let apk = m.get("apk_v1_crop27").expect("entry");
+    let (tar, sidecar) = ekyc_models::plan_cache::relative_paths(apk);
     let mut data = std::fs::read(repo().join("models").join(&tar)).expect("local plan");
     let n = data.len() / 2;
     data[n] ^= 0x40;
@@ -182,15 +175,15 @@ async fn tampered_or_missing_model_objects_fail_init_clearly() {
         return;
     }
     let b = pushed_models().await;
-    // Copy v1 to "tampered/", flipping one byte of MiniFASNetV2.
+    // Copy v1 to "tampered/", flipping one byte of the liveness model; "partial/" lacks the mesh.
     for f in MODEL_FILES {
         let mut data = std::fs::read(repo().join("models").join(f)).expect("local model");
-        if f == "MiniFASNetV2.onnx" {
+        if f == "apk_v1_crop27.onnx" {
             let n = data.len() / 2;
             data[n] ^= 0x40;
         }
         put(b, &format!("tampered/{f}"), data.clone()).await;
-        if f != "MiniFASNetV1SE.onnx" {
+        if f != "face_landmark.onnx" {
             put(b, &format!("partial/{f}"), data).await;
         }
     }
@@ -200,7 +193,7 @@ async fn tampered_or_missing_model_objects_fail_init_clearly() {
         .expect("must fail");
     match &err {
         LoadError::Model(ModelError::HashMismatch { name, origin, .. }) => {
-            assert_eq!(name, "MiniFASNetV2");
+            assert_eq!(name, "apk_v1_crop27");
             assert!(origin.contains("s3://models/tampered/"), "{origin}");
         }
         other => panic!("expected a hash mismatch, got {other}"),
@@ -210,7 +203,7 @@ async fn tampered_or_missing_model_objects_fail_init_clearly() {
         .err()
         .expect("must fail");
     assert!(
-        matches!(&err, LoadError::Model(ModelError::Missing { name, tried }) if name == "MiniFASNetV1SE" && tried.contains("s3://models/partial/MiniFASNetV1SE.onnx")),
+        matches!(&err, LoadError::Model(ModelError::Missing { name, tried }) if name == "face_mesh" && tried.contains("s3://models/partial/face_landmark.onnx")),
         "{err}"
     );
     let err = load(s3_config(b, "nothing-here/"), &client())

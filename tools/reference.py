@@ -17,11 +17,17 @@ within an absolute tolerance of 1e-3. It covers:
   sigmoid scores >= 0.5 and score-weighted NMS (IoU > 0.3), then mapping back
   to original-image pixels; short range first, full range only as a fallback;
   the face with the largest box area is used for liveness;
-* the minivision ``CropImage._get_new_box`` crop (scale 2.7 for MiniFASNetV2,
-  4.0 for MiniFASNetV1SE; the enlarged box is shifted - not clipped - into the
-  image; integer truncation; inclusive crop), resize to 80x80, BGR, raw 0..255,
-  NCHW; softmax of the 3 logits, live probability = p[1];
-* the ensemble score = mean of the two live probabilities.
+* the minivision ``CropImage._get_new_box`` crop (scale 2.7 for MiniFASNetV2
+  and apk_v1_crop27, 4.0 for MiniFASNetV1SE; the enlarged box is shifted - not
+  clipped - into the image; integer truncation; inclusive crop), resize to
+  80x80, BGR, raw 0..255, NCHW; softmax of the 3 logits, live probability = p[1];
+* the default ensemble's score (DEFAULT_ENSEMBLE: apk_v1_crop27 alone since
+  issue 13's measured choice, docs/ensembles.md) = the weighted mean of its
+  models' live probabilities. Every model's score is written, so the Rust tests
+  can check whichever models they run;
+* the liveness score = the manifest's Platt calibration for that ensemble
+  (``[[calibration]]`` in models/manifest.toml: sigmoid(a * logit(p) + b),
+  p clamped to [1e-4, 1 - 1e-4]), or the ensemble score when it has none.
 
 Run (from the repository root, with the venv described in
 tools/requirements-reference.txt):
@@ -29,7 +35,7 @@ tools/requirements-reference.txt):
     python3 -m venv /work/.venv-ref
     /work/.venv-ref/bin/pip install -r tools/requirements-reference.txt
     /work/.venv-ref/bin/python tools/reference.py \\
-        --models /work/shared/models \\
+        --models /work/shared/models --provisioned models \\
         --images /work/shared/testdata/faces/live /work/shared/testdata/faces/spoof \\
         --out tests/fixtures/reference_scores.json
 
@@ -42,6 +48,7 @@ import json
 import math
 import os
 import sys
+import tomllib
 
 import numpy as np
 import onnxruntime as ort
@@ -54,12 +61,16 @@ SCORE_THRESHOLD = 0.5
 NMS_IOU = 0.3
 LOGIT_CLIP = 100.0
 
-# (scale S, model file) for the liveness models, in ensemble order.
+# (name, where, model file, scale S) for the liveness models. where = "models": the --models mirror
+# layout; "provisioned": the --provisioned directory (models built by a recipe, such as the
+# minivision APK conversion, which the mirror does not hold).
 LIVENESS_MODELS = [
-    ("MiniFASNetV2", "minifasnet/MiniFASNetV2.onnx", 2.7),
-    ("MiniFASNetV1SE", "minifasnet/MiniFASNetV1SE.onnx", 4.0),
+    ("MiniFASNetV2", "models", "minifasnet/MiniFASNetV2.onnx", 2.7),
+    ("MiniFASNetV1SE", "models", "minifasnet/MiniFASNetV1SE.onnx", 4.0),
+    ("apk_v1_crop27", "provisioned", "apk_v1_crop27.onnx", 2.7),
 ]
-ENSEMBLE_WEIGHTS = {"MiniFASNetV2": 0.5, "MiniFASNetV1SE": 0.5}
+# The default ensemble and its weights (models/manifest.toml: default = true, weight).
+DEFAULT_ENSEMBLE = {"apk_v1_crop27": 1.0}
 
 DETECTORS = {
     "short": ("mediapipe/face_detection_short_range.onnx", 128),
@@ -330,6 +341,24 @@ class Liveness:
 # Driver
 # --------------------------------------------------------------------------
 
+def load_calibration(manifest_path, fusion="mean_probability"):
+    """The manifest's Platt (a, b) for exactly DEFAULT_ENSEMBLE's models, or None."""
+    with open(manifest_path, "rb") as fh:
+        manifest = tomllib.load(fh)
+    for c in manifest.get("calibration", []):
+        if sorted(c["models"]) == sorted(DEFAULT_ENSEMBLE) and c["fusion"] == fusion:
+            return float(c["platt"][0]), float(c["platt"][1])
+    return None
+
+
+def calibrated(p, platt):
+    if platt is None:
+        return p
+    a, b = platt
+    p = min(max(p, 1e-4), 1.0 - 1e-4)  # Platt::EPS in crates/core/src/liveness.rs
+    return 1.0 / (1.0 + math.exp(-(a * math.log(p / (1.0 - p)) + b)))
+
+
 def make_session(path):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -348,7 +377,7 @@ def largest_face(faces):
     return best
 
 
-def process_image(path, rel, detectors, liveness, pixels_from=None):
+def process_image(path, rel, detectors, liveness, platt, pixels_from=None):
     # With --pixels-from, take the upright RGB pixels the Rust decoder produced (written by
     # `ekyc decode --out DIR`, as DIR/<rel>.png) so that the comparison isolates everything after
     # decoding: JPEG decoders (libjpeg-turbo in Pillow vs zune-jpeg in Rust) differ by a few levels.
@@ -379,6 +408,7 @@ def process_image(path, rel, detectors, liveness, pixels_from=None):
         ],
         "scores": {},
         "ensemble": None,
+        "liveness_score": None,
     }
     if faces:
         face = largest_face(faces)
@@ -387,16 +417,22 @@ def process_image(path, rel, detectors, liveness, pixels_from=None):
         for model in liveness:
             p = model.live_prob(img, face["box"])
             entry["scores"][model.name] = p
-            wgt = ENSEMBLE_WEIGHTS[model.name]
-            acc += wgt * p
-            total_w += wgt
+            wgt = DEFAULT_ENSEMBLE.get(model.name)
+            if wgt is not None:
+                acc += wgt * p
+                total_w += wgt
         entry["ensemble"] = float(acc / total_w)
+        entry["liveness_score"] = float(calibrated(entry["ensemble"], platt))
     return entry
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", required=True, help="models directory (contains mediapipe/ and minifasnet/)")
+    ap.add_argument("--provisioned", default="models",
+                    help="directory of provisioned models (recipe outputs such as apk_v1_crop27.onnx)")
+    ap.add_argument("--manifest", default="models/manifest.toml",
+                    help="the model manifest (its [[calibration]] for the default ensemble)")
     ap.add_argument("--images", required=True, nargs="+", help="image directories")
     ap.add_argument("--root", default=None,
                     help="root that JSON paths are relative to (default: common parent of --images)")
@@ -418,19 +454,21 @@ def main(argv=None):
     files.sort(key=lambda t: t[0])
 
     detectors = {k: Detector(args.models, k) for k in DETECTORS}
-    liveness = [Liveness(args.models, name, rel, s) for name, rel, s in LIVENESS_MODELS]
+    dirs_by_kind = {"models": args.models, "provisioned": args.provisioned}
+    liveness = [Liveness(dirs_by_kind[where], name, rel, s) for name, where, rel, s in LIVENESS_MODELS]
 
+    platt = load_calibration(args.manifest)
     images = []
     for rel, p in files:
-        entry = process_image(p, rel, detectors, liveness, args.pixels_from)
+        entry = process_image(p, rel, detectors, liveness, platt, args.pixels_from)
         images.append(entry)
         if entry["faces"]:
             f = largest_face(entry["faces"])
             b = f["box"]
-            print("%-40s %5dx%-5d %-5s faces=%d box=(%.1f,%.1f,%.1f,%.1f) V2=%.4f V1SE=%.4f ens=%.4f" % (
+            scores = " ".join("%s=%.4f" % (k, v) for k, v in entry["scores"].items())
+            print("%-40s %5dx%-5d %-5s faces=%d box=(%.1f,%.1f,%.1f,%.1f) %s ens=%.4f" % (
                 rel, entry["width"], entry["height"], entry["detector"], len(entry["faces"]),
-                b[0], b[1], b[2], b[3], entry["scores"]["MiniFASNetV2"],
-                entry["scores"]["MiniFASNetV1SE"], entry["ensemble"]), file=sys.stderr)
+                b[0], b[1], b[2], b[3], scores, entry["ensemble"]), file=sys.stderr)
         else:
             print("%-40s %5dx%-5d NO FACE" % (rel, entry["width"], entry["height"]), file=sys.stderr)
 
@@ -442,6 +480,8 @@ def main(argv=None):
             "pillow": PIL.__version__,
         },
         "pixels": "rust-decoded PNGs (ekyc decode)" if args.pixels_from else "Pillow decode",
+        "default_ensemble": DEFAULT_ENSEMBLE,
+        "calibration": list(platt) if platt else None,
         "images": images,
     }
     out_dir = os.path.dirname(os.path.abspath(args.out))

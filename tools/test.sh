@@ -46,6 +46,8 @@ if [ -n "${EKYC_MODEL_MIRROR:-}" ]; then
 else
   step "provision models (no mirror: public URLs and recipes)"
   ./target/debug/ekyc models fetch
+  # The former default pair, for the reference fixture's per-model scores.
+  ./target/debug/ekyc models fetch MiniFASNetV2 MiniFASNetV1SE
   ./target/debug/ekyc models verify
 fi
 [ "$EKYC_TESTDATA" = "$ROOT/testdata/faces" ] && SUBSET="--subset" || SUBSET=""
@@ -65,7 +67,7 @@ if [ -z "$REF_MODELS" ]; then
   ln -sf "$ROOT"/models/face_detection_*_range.onnx "$REF_MODELS/mediapipe/"
   ln -sf "$ROOT"/models/MiniFASNetV*.onnx "$REF_MODELS/minifasnet/"
 fi
-"$TOOLS/venv-ref/bin/python" tools/reference.py --models "$REF_MODELS" \
+"$TOOLS/venv-ref/bin/python" tools/reference.py --models "$REF_MODELS" --provisioned models \
   --images "$EKYC_TESTDATA/live" "$EKYC_TESTDATA/spoof" --pixels-from target/decoded \
   --out target/reference_scores.json 2>/dev/null
 "$TOOLS/venv-ref/bin/python" tools/compare_reference.py tests/fixtures/reference_scores.json target/reference_scores.json $SUBSET

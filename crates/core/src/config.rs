@@ -49,6 +49,50 @@ pub struct Decision {
     /// Largest spread (highest minus lowest live probability) of the ensemble's models before the
     /// evidence counts as weak and the verdict is RETRY (1 = never).
     pub retry_max_spread: f32,
+    /// How the fused score is calibrated into `liveness_score` (the threshold and the RETRY band
+    /// are in calibrated units).
+    pub calibration: Calibration,
+}
+
+/// Which calibration turns the fused score into `liveness_score`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Calibration {
+    /// The manifest's `[[calibration]]` entry fitted for the active ensemble (its models and
+    /// fusion); none when it has no such entry.
+    #[default]
+    Auto,
+    /// The fused score as it is.
+    None,
+    /// This Platt scaling.
+    Platt(crate::liveness::Platt),
+}
+
+impl Calibration {
+    /// `auto`, `none` or `a,b` (see [`crate::liveness::Platt::parse`]).
+    pub fn parse(s: &str) -> Option<Calibration> {
+        match s.trim() {
+            "auto" => Some(Calibration::Auto),
+            "none" => Some(Calibration::None),
+            other => crate::liveness::Platt::parse(other).map(Calibration::Platt),
+        }
+    }
+
+    /// The Platt scaling this stands for once resolved (`Auto` unresolved: the identity).
+    pub fn platt(self) -> crate::liveness::Platt {
+        match self {
+            Calibration::Platt(p) => p,
+            Calibration::Auto | Calibration::None => crate::liveness::Platt::IDENTITY,
+        }
+    }
+
+    /// `auto`, `none` or `a,b`.
+    pub fn describe(self) -> String {
+        match self {
+            Calibration::Auto => "auto".into(),
+            Calibration::None => "none".into(),
+            Calibration::Platt(p) => p.to_string(),
+        }
+    }
 }
 
 impl Default for Decision {
@@ -59,6 +103,7 @@ impl Default for Decision {
             fusion: crate::liveness::Fusion::default(),
             retry_band: 0.1,
             retry_max_spread: 1.0,
+            calibration: Calibration::Auto,
         }
     }
 }

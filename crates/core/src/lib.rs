@@ -22,7 +22,7 @@ pub mod pixels;
 pub mod quality;
 pub mod registry;
 
-pub use config::{Decision, Limits, ModelSelection, PipelineConfig};
+pub use config::{Calibration, Decision, Limits, ModelSelection, PipelineConfig};
 pub use error::{DecodeError, Error, ModelError};
 pub use pipeline::{CheckOptions, Detections, Pipeline, Status, Verdict};
 pub use registry::{ModelInfo, Registry};

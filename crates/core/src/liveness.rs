@@ -188,6 +188,63 @@ impl Fusion {
     }
 }
 
+/// Platt scaling of the fused score, `calibrated = sigmoid(a * logit(raw) + b)`, fitted by
+/// `ekyc calibrate --platt` with the classes weighted equally, so that a liveness score means the
+/// same whichever ensemble produced it: the probability of a bona fide presentation at equal
+/// priors, on the data it was fitted on. Monotone increasing (a > 0): it moves where a threshold
+/// falls, never the order of two captures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Platt {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Platt {
+    /// No calibration: the fused score as it is.
+    pub const IDENTITY: Platt = Platt { a: 1.0, b: 0.0 };
+
+    /// Scores are clamped to `[EPS, 1 − EPS]` before their logit: an f32 probability cannot
+    /// resolve `1 − p` much below 1e-7, so logits beyond ±9.2 would be rounding noise (and an
+    /// independent f64 implementation would disagree there).
+    pub const EPS: f64 = 1e-4;
+
+    /// The feature a Platt scaling is linear in: the clamped logit of the score.
+    pub fn feature(raw: f64) -> f64 {
+        let p = raw.clamp(Platt::EPS, 1.0 - Platt::EPS);
+        (p / (1.0 - p)).ln()
+    }
+
+    /// The calibrated score of a fused score (the identity returns it unchanged, unclamped).
+    pub fn apply(self, raw: f64) -> f64 {
+        if self == Platt::IDENTITY {
+            return raw;
+        }
+        1.0 / (1.0 + (-(self.a * Platt::feature(raw) + self.b)).exp())
+    }
+
+    /// `self` followed by `next`, as one Platt scaling (a composition of two is one).
+    pub fn then(self, next: Platt) -> Platt {
+        Platt {
+            a: next.a * self.a,
+            b: next.a * self.b + next.b,
+        }
+    }
+
+    /// `"a,b"` with a > 0 (finite numbers).
+    pub fn parse(s: &str) -> Option<Platt> {
+        let (a, b) = s.split_once(',')?;
+        let a: f64 = a.trim().parse().ok()?;
+        let b: f64 = b.trim().parse().ok()?;
+        (a.is_finite() && b.is_finite() && a > 0.0).then_some(Platt { a, b })
+    }
+}
+
+impl std::fmt::Display for Platt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.a, self.b)
+    }
+}
+
 /// Log-odds of a probability, clamped to ±ln(1e6) so that 0 and 1 stay finite.
 pub fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
@@ -199,6 +256,7 @@ pub struct Ensemble {
     models: Vec<LivenessModel>,
     parallel: bool,
     fusion: Fusion,
+    calibration: Platt,
 }
 
 /// The ensemble's answer on one face.
@@ -207,17 +265,30 @@ pub struct EnsembleScore {
     /// Each model's live probability and weight, in ensemble order.
     pub per_model: Vec<ModelScore>,
     /// The models' live probabilities fused by the ensemble's [`Fusion`].
+    pub raw: f32,
+    /// `raw` through the ensemble's calibration ([`Platt`]; the same as `raw` without one).
     pub score: f32,
 }
 
 impl Ensemble {
     /// `parallel`: run the models on scoped threads (the calling thread runs the first).
-    pub fn new(models: Vec<LivenessModel>, parallel: bool, fusion: Fusion) -> Ensemble {
+    pub fn new(
+        models: Vec<LivenessModel>,
+        parallel: bool,
+        fusion: Fusion,
+        calibration: Platt,
+    ) -> Ensemble {
         Ensemble {
             models,
             parallel,
             fusion,
+            calibration,
         }
+    }
+
+    /// The calibration applied to the fused score.
+    pub fn calibration(&self) -> Platt {
+        self.calibration
     }
 
     /// How the models' probabilities are combined.
@@ -255,8 +326,13 @@ impl Ensemble {
                 .map(score_one)
                 .collect::<Result<Vec<_>, Error>>()?,
         };
-        let score = fuse(&per_model, self.fusion);
-        Ok(EnsembleScore { per_model, score })
+        let raw = fuse(&per_model, self.fusion);
+        let score = self.calibration.apply(f64::from(raw)) as f32;
+        Ok(EnsembleScore {
+            per_model,
+            raw,
+            score,
+        })
     }
 }
 
@@ -326,5 +402,35 @@ mod tests {
         assert!((c - 0.5).abs() < 1e-6, "{c}");
         assert_eq!(Fusion::parse("mean_logit"), Some(Fusion::MeanLogit));
         assert_eq!(Fusion::parse("median"), None);
+    }
+
+    #[test]
+    fn platt_by_hand() {
+        // a = 2, b = 1 on raw 0.5 (logit 0): sigmoid(1) = 0.7311.
+        let p = Platt { a: 2.0, b: 1.0 };
+        assert!((p.apply(0.5) - 0.731_058_6).abs() < 1e-6);
+        // raw 0.9: logit ln 9 = 2.1972 → sigmoid(5.3944) = 0.99548.
+        assert!((p.apply(0.9) - 0.995_481).abs() < 1e-5);
+        // Beyond 1 − 1e-4 every score is the same (logit ln 9999 = 9.2102).
+        assert_eq!(p.apply(0.999_99), p.apply(1.0));
+        assert!((Platt::feature(1.0) - 9.210_24).abs() < 1e-4);
+        // Monotone, and the identity leaves even 0 and 1 alone.
+        assert!(p.apply(0.2) < p.apply(0.3));
+        assert_eq!(Platt::IDENTITY.apply(1.0), 1.0);
+        assert_eq!(Platt::IDENTITY.apply(0.0), 0.0);
+        // A composition is one Platt scaling.
+        let q = Platt { a: 0.5, b: -0.25 };
+        let both = p.then(q);
+        for raw in [0.05, 0.3, 0.5, 0.8, 0.97] {
+            assert!(
+                (both.apply(raw) - q.apply(p.apply(raw))).abs() < 1e-9,
+                "{raw}"
+            );
+        }
+        assert_eq!(Platt::parse(" 2 , 1 "), Some(p));
+        assert_eq!(Platt::parse("-1,0"), None);
+        assert_eq!(Platt::parse("1"), None);
+        assert_eq!(Platt::parse("nan,0"), None);
+        assert_eq!(Platt::parse(&p.to_string()), Some(p));
     }
 }

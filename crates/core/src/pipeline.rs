@@ -2,7 +2,7 @@
 //! returning its own type ([`Decoded`], [`Detections`], [`QualityReport`], [`EnsembleScore`]); the
 //! [`Verdict`] is assembled once from them ([`Verdict::assemble`]).
 
-use crate::config::{Decision, PipelineConfig};
+use crate::config::{Calibration, Decision, PipelineConfig};
 use crate::decode::{decode, Decoded, ImageInfo};
 use crate::detect::{Detector, Face};
 use crate::error::Error;
@@ -206,14 +206,30 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 impl Pipeline {
     /// The pipeline over loaded models.
-    pub fn new(registry: Registry, config: PipelineConfig) -> Pipeline {
+    /// `Calibration::Auto` is resolved here: the manifest's entry for exactly these liveness models
+    /// and this fusion, else none (`config().decision.calibration` then says which).
+    pub fn new(registry: Registry, mut config: PipelineConfig) -> Pipeline {
         let Registry {
             detectors,
             liveness,
             landmarks,
             models,
             origin,
+            calibrations,
         } = registry;
+        if config.decision.calibration == Calibration::Auto {
+            let names: Vec<&str> = liveness.iter().map(|m| m.name.as_str()).collect();
+            let fusion = config.decision.fusion.as_str();
+            config.decision.calibration = calibrations
+                .iter()
+                .find(|c| c.fits(&names, fusion))
+                .map_or(Calibration::None, |c| {
+                    Calibration::Platt(crate::liveness::Platt {
+                        a: c.platt[0],
+                        b: c.platt[1],
+                    })
+                });
+        }
         Pipeline {
             detectors,
             landmarker: Landmarker::from_models(landmarks),
@@ -221,6 +237,7 @@ impl Pipeline {
                 liveness,
                 config.decision.parallel_liveness,
                 config.decision.fusion,
+                config.decision.calibration.platt(),
             ),
             models,
             origin,

@@ -28,6 +28,8 @@ pub enum ReasonCode {
     HeadYaw,
     HeadPitch,
     EyesClosed,
+    /// One side of the face is lit much more than the other.
+    UnevenLighting,
     /// RETRY: the liveness score is within the uncertain band around the threshold.
     UncertainLiveness,
     /// RETRY: the ensemble's models disagree by more than the configured spread.
@@ -36,7 +38,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, in declaration order.
-    pub const ALL: [ReasonCode; 13] = [
+    pub const ALL: [ReasonCode; 14] = [
         ReasonCode::NoFace,
         ReasonCode::MultipleFaces,
         ReasonCode::FaceTooSmall,
@@ -48,6 +50,7 @@ impl ReasonCode {
         ReasonCode::HeadYaw,
         ReasonCode::HeadPitch,
         ReasonCode::EyesClosed,
+        ReasonCode::UnevenLighting,
         ReasonCode::UncertainLiveness,
         ReasonCode::ModelsDisagree,
     ];
@@ -66,6 +69,7 @@ impl ReasonCode {
             ReasonCode::HeadYaw => "HEAD_YAW",
             ReasonCode::HeadPitch => "HEAD_PITCH",
             ReasonCode::EyesClosed => "EYES_CLOSED",
+            ReasonCode::UnevenLighting => "UNEVEN_LIGHTING",
             ReasonCode::UncertainLiveness => "UNCERTAIN_LIVENESS",
             ReasonCode::ModelsDisagree => "MODELS_DISAGREE",
         }
@@ -108,6 +112,10 @@ pub struct QualityScores {
     /// ISO/IEC 29794-5 dynamic range: entropy of the upper face's luma histogram, bits (0..8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_dynamic_range: Option<f32>,
+    /// ISO/IEC 29794-5 illumination uniformity: intersection of the luma histograms of the upper
+    /// face's two halves (split at the nose tip), 0..1 (1 = both halves lit alike).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub illumination_uniformity: Option<f32>,
     pub image_brightness: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharpness: Option<f32>,
@@ -158,6 +166,7 @@ pub enum Metric {
     FaceUnderexposed,
     FaceOverexposed,
     FaceDynamicRange,
+    IlluminationUniformity,
     ImageBrightness,
     Sharpness,
     FaceAreaRatio,
@@ -179,6 +188,7 @@ impl Metric {
             Metric::FaceUnderexposed => "face_underexposed",
             Metric::FaceOverexposed => "face_overexposed",
             Metric::FaceDynamicRange => "face_dynamic_range",
+            Metric::IlluminationUniformity => "illumination_uniformity",
             Metric::ImageBrightness => "image_brightness",
             Metric::Sharpness => "sharpness",
             Metric::FaceAreaRatio => "face_area_ratio",
@@ -200,6 +210,7 @@ impl Metric {
             Metric::FaceUnderexposed => q.face_underexposed,
             Metric::FaceOverexposed => q.face_overexposed,
             Metric::FaceDynamicRange => q.face_dynamic_range,
+            Metric::IlluminationUniformity => q.illumination_uniformity,
             Metric::ImageBrightness => Some(q.image_brightness),
             Metric::Sharpness => q.sharpness,
             Metric::FaceAreaRatio => q.face_area_ratio,
@@ -238,7 +249,8 @@ impl Metric {
             Metric::FaceAreaRatio
             | Metric::FaceInsideRatio
             | Metric::FaceUnderexposed
-            | Metric::FaceOverexposed => (0.0, 1.0),
+            | Metric::FaceOverexposed
+            | Metric::IlluminationUniformity => (0.0, 1.0),
             Metric::FaceDynamicRange => (0.0, 8.0),
             Metric::RollDeg => (0.0, 180.0),
             Metric::YawDeg | Metric::PitchDeg => (0.0, 90.0),
@@ -253,7 +265,10 @@ impl Metric {
     pub fn decimals(self) -> usize {
         match self {
             Metric::FaceAreaRatio | Metric::FaceHeightRatio | Metric::FaceInsideRatio => 4,
-            Metric::FaceUnderexposed | Metric::FaceOverexposed | Metric::FaceDynamicRange => 3,
+            Metric::FaceUnderexposed
+            | Metric::FaceOverexposed
+            | Metric::FaceDynamicRange
+            | Metric::IlluminationUniformity => 3,
             Metric::Yaw | Metric::EyesOpen => 3,
             _ => 1,
         }
@@ -267,6 +282,9 @@ impl Metric {
             Metric::FaceUnderexposed => "share of upper-face pixels with luma < 25",
             Metric::FaceOverexposed => "share of upper-face pixels with luma >= 247",
             Metric::FaceDynamicRange => "bits (entropy of the upper-face luma histogram)",
+            Metric::IlluminationUniformity => {
+                "histogram intersection of the upper face's halves, 32 luma bins (1 = alike)"
+            }
             Metric::Sharpness => "Laplacian variance (112x112 grey face)",
             Metric::FaceAreaRatio => "face box area / image area",
             Metric::FaceHeightRatio => "face box height / image height",
@@ -310,6 +328,7 @@ pub enum Limit {
     MaxFaceBrightness,
     MaxFaceUnderexposed,
     MaxFaceOverexposed,
+    MinIlluminationUniformity,
     MinImageBrightness,
     MaxImageBrightness,
     MinSharpness,
@@ -346,7 +365,7 @@ const fn check(metric: Metric, side: Side, code: ReasonCode) -> Kind {
 }
 
 /// The table.
-pub const LIMITS: [LimitDef; 17] = [
+pub const LIMITS: [LimitDef; 18] = [
     LimitDef {
         limit: Limit::MinFaceBrightness,
         key: "min_face_brightness",
@@ -394,6 +413,19 @@ pub const LIMITS: [LimitDef; 17] = [
                 l * 100.0
             )
         },
+    },
+    LimitDef {
+        limit: Limit::MinIlluminationUniformity,
+        key: "min_illumination_uniformity",
+        env: "EKYC_MIN_ILLUMINATION_UNIFORMITY",
+        default: UNIFORMITY_DEFAULT,
+        kind: check(
+            Metric::IlluminationUniformity,
+            Side::Min,
+            ReasonCode::UnevenLighting,
+        ),
+        doc: "Minimum illumination uniformity: intersection of the luma histograms (32 bins) of the upper face's left and right halves, split at the nose tip (ISO/IEC 29794-5 illumination uniformity).",
+        message: |v, l| format!("One side of the face is much darker than the other (uniformity {v:.2}, minimum {l:.2}); face the light."),
     },
     LimitDef {
         limit: Limit::MinImageBrightness,
@@ -550,7 +582,7 @@ pub const LIMITS: [LimitDef; 17] = [
 
 /// The checks in reporting order; each group reports only its first failing check (a face that
 /// is too small is reported once; the image's brightness only when the face's passes).
-pub const GROUPS: [&[Limit]; 8] = [
+pub const GROUPS: [&[Limit]; 9] = [
     &[
         Limit::MinFaceAreaRatio,
         Limit::MinFaceHeightRatio,
@@ -565,6 +597,7 @@ pub const GROUPS: [&[Limit]; 8] = [
         Limit::MinImageBrightness,
         Limit::MaxImageBrightness,
     ],
+    &[Limit::MinIlluminationUniformity],
     &[Limit::MinSharpness],
     &[Limit::MaxRollDeg],
     &[Limit::MaxYaw, Limit::MaxYawDeg],
@@ -659,6 +692,50 @@ pub fn upper_face(face: &Face, w: u32, h: u32) -> Rect {
     )
 }
 
+/// Default of [`Limit::MinIlluminationUniformity`] (docs/quality.md: set below the labelled
+/// acceptable webcam captures).
+const UNIFORMITY_DEFAULT: f32 = 0.15;
+
+/// Bins of the halves' histograms for illumination uniformity (8 luma levels each: the halves
+/// have a few hundred samples, and skin texture should not count as unevenness).
+const UNIFORMITY_BINS: usize = 32;
+
+/// Illumination uniformity of `upper` (the upper face), split into halves at `split_x` (the
+/// nose tip; clamped so each half keeps at least a quarter): the intersection
+/// `Σ min(p_left, p_right)` of the halves' normalised luma histograms, 0..1. `None` when a half
+/// has no pixels.
+pub fn illumination_uniformity(img: &RgbImage, upper: Rect, split_x: f32) -> Option<f32> {
+    if upper.w < 4 || upper.h < 1 {
+        return None;
+    }
+    let lo = upper.x + upper.w / 4;
+    let hi = upper.x + upper.w - upper.w / 4;
+    let split = (split_x.round().max(0.0) as u32).clamp(lo, hi);
+    let left = Rect {
+        x: upper.x,
+        y: upper.y,
+        w: split - upper.x,
+        h: upper.h,
+    };
+    let right = Rect {
+        x: split,
+        y: upper.y,
+        w: upper.x + upper.w - split,
+        h: upper.h,
+    };
+    let binned = |r: Rect| {
+        let hist = luma_histogram(img, r, 2_048);
+        let mut bins = [0f64; UNIFORMITY_BINS];
+        for (v, &c) in hist.iter().enumerate() {
+            bins[v * UNIFORMITY_BINS / 256] += f64::from(c);
+        }
+        let n: f64 = bins.iter().sum();
+        (n > 0.0).then(|| bins.map(|c| c / n))
+    };
+    let (l, r) = (binned(left)?, binned(right)?);
+    Some(l.iter().zip(&r).map(|(a, b)| a.min(*b)).sum::<f64>() as f32)
+}
+
 /// Exposure of a region from its luma histogram (ISO/IEC 29794-5's under-/over-exposure and
 /// dynamic range, computed on luma as this gate defines them).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -749,6 +826,7 @@ pub fn measure(
     q.face_underexposed = Some(exposure.underexposed);
     q.face_overexposed = Some(exposure.overexposed);
     q.face_dynamic_range = Some(exposure.entropy_bits);
+    q.illumination_uniformity = illumination_uniformity(img, upper, face.keypoints[2].x);
     if face_rect.w >= 2 && face_rect.h >= 2 {
         let grey = grey_square(img, face_rect, SHARPNESS_SIZE);
         q.sharpness = Some(laplacian_variance(&grey, SHARPNESS_SIZE as usize));
@@ -909,6 +987,42 @@ mod tests {
             "{:?}",
             report.reasons
         );
+    }
+
+    #[test]
+    fn a_face_lit_from_one_side_is_not_uniform() {
+        let f = face(100.0, 100.0, 200.0);
+        let r = upper_face(&f, 400, 400);
+        let nose_x = f.keypoints[2].x;
+        // Evenly lit (a gradient from top to bottom, the same on both sides): 1.
+        let mut even = grey(400, 400, 0);
+        for (_, y, p) in even.enumerate_pixels_mut() {
+            let v = (60 + y / 4) as u8;
+            *p = Rgb([v, v, v]);
+        }
+        let u = illumination_uniformity(&even, r, nose_x).unwrap_or(0.0);
+        assert!(u > 0.99, "{u}");
+        // Left half at luma 40, right half at 160: no overlap at all.
+        let mut split = grey(400, 400, 160);
+        for y in 0..400 {
+            for x in 0..nose_x as u32 {
+                split.put_pixel(x, y, Rgb([40, 40, 40]));
+            }
+        }
+        let u = illumination_uniformity(&split, r, nose_x).unwrap_or(1.0);
+        assert!(u < 0.01, "{u}");
+        // The split stays inside the middle half of the region, so a nose tip far outside
+        // still leaves both halves measurable; an empty region is not measured.
+        assert!(illumination_uniformity(&even, r, -500.0).is_some());
+        let empty = Rect {
+            x: 0,
+            y: 0,
+            w: 0,
+            h: 0,
+        };
+        assert_eq!(illumination_uniformity(&even, empty, 0.0), None);
+        let q = measure(&split, &[f], 1.0, &QualityLimits::default(), None);
+        assert!(q.illumination_uniformity.unwrap_or(1.0) < 0.01);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Registry {
     pub(crate) landmarks: Vec<LandmarkModel>,
     pub(crate) models: Vec<ModelInfo>,
     pub(crate) origin: String,
+    /// The manifest's score calibrations (for [`crate::Pipeline::new`] to pick the active
+    /// ensemble's).
+    pub(crate) calibrations: Vec<ekyc_models::manifest::CalibrationEntry>,
 }
 
 /// Whether the model at `index` of a selection (detectors first, then liveness models, as
@@ -125,6 +128,7 @@ impl Registry {
             landmarks: Vec::new(),
             models: Vec::new(),
             origin,
+            calibrations: files.manifest().calibrations.clone(),
         };
         for (e, plan) in entries.into_iter().zip(plans) {
             let (plan, from_plan_cache) = plan?;

@@ -39,6 +39,7 @@ pub mod dataset;
 pub mod ensembles;
 pub mod gate_labels;
 pub mod metrics;
+pub mod platt;
 pub mod plot;
 pub mod procinfo;
 pub mod quality_calibration;

@@ -198,7 +198,8 @@ pub fn calibrate(live_dir: &str, runs: &[ImageRun], cfg: &QualityLimits) -> Qual
         .count();
     let currently_rejected: Vec<(String, Vec<String>)> = measured
         .iter()
-        .filter(|(_, r)| !r.gate_on.reasons.is_empty())
+        // The gate's rejections only (a RETRY's reasons are the liveness decision's).
+        .filter(|(_, r)| r.gate_on.status == Status::QualityFailed)
         .map(|(o, r)| (o.item.path.display().to_string(), r.gate_on.reasons.clone()))
         .collect();
 

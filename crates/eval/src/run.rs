@@ -19,7 +19,8 @@ pub struct RunResult {
     pub status: Status,
     /// Liveness score when liveness ran (LIVE / SPOOF / RETRY).
     pub score: Option<f32>,
-    /// Reason codes (gate failures; NO_FACE).
+    /// Reason codes: the gate's failures (QUALITY_FAILED), NO_FACE, or why a scored capture is
+    /// RETRY (UNCERTAIN_LIVENESS, MODELS_DISAGREE).
     pub reasons: Vec<String>,
 }
 

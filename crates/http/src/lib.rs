@@ -136,6 +136,9 @@ pub struct Health {
     pub model_source: String,
     pub models: Vec<ekyc_core::ModelInfo>,
     pub liveness_threshold: f32,
+    /// How the fused score is calibrated into `liveness_score`: `none` or the Platt parameters
+    /// `a,b` (`sigmoid(a·logit(raw) + b)`).
+    pub liveness_calibration: String,
     pub uptime_s: f64,
 }
 
@@ -428,6 +431,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         model_source: p.origin().to_string(),
         models: p.models().to_vec(),
         liveness_threshold: p.config().decision.liveness_threshold,
+        liveness_calibration: p.config().decision.calibration.describe(),
         uptime_s: state.started.elapsed().as_secs_f64(),
     })
 }

@@ -9,6 +9,37 @@ use std::path::Path;
 pub struct Manifest {
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// Score calibrations fitted for particular ensembles (`[[calibration]]`).
+    #[serde(rename = "calibration", default, skip_serializing_if = "Vec::is_empty")]
+    pub calibrations: Vec<CalibrationEntry>,
+}
+
+/// A liveness-score calibration fitted for one ensemble by `ekyc calibrate --platt`: Platt
+/// scaling of the fused score, `calibrated = sigmoid(a * logit(raw) + b)`. The pipeline uses the
+/// entry whose models (any order) and fusion are exactly the active ensemble's.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationEntry {
+    /// The liveness models of the ensemble.
+    pub models: Vec<String>,
+    /// `"mean_probability"` or `"mean_logit"`.
+    pub fusion: String,
+    /// `[a, b]`.
+    pub platt: [f64; 2],
+    /// What it was fitted on (data, counts, command).
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl CalibrationEntry {
+    /// Whether this entry was fitted for the ensemble of `models` fused by `fusion`.
+    pub fn fits(&self, models: &[&str], fusion: &str) -> bool {
+        let mut a: Vec<&str> = self.models.iter().map(String::as_str).collect();
+        let mut b: Vec<&str> = models.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        self.fusion == fusion && a == b
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]

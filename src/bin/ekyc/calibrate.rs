@@ -37,8 +37,13 @@ pub(crate) struct CalibrateArgs {
     /// See --retry-max-apcer: the decided captures' BPCER ≤ X.
     #[arg(long, value_name = "X")]
     pub(crate) retry_max_bpcer: Option<f64>,
-    /// Also write `EKYC_LIVENESS_THRESHOLD=<value>` (and `EKYC_RETRY_BAND`, when chosen) into FILE
-    /// (the lines are replaced if present).
+    /// First fit a Platt scaling of the score (equal class weights; docs/ensembles.md) and choose
+    /// the threshold and band on the calibrated scores; prints `EKYC_LIVENESS_CALIBRATION=a,b`
+    /// and the manifest's `[[calibration]]` entry for this ensemble.
+    #[arg(long)]
+    pub(crate) platt: bool,
+    /// Also write `EKYC_LIVENESS_THRESHOLD=<value>` (and `EKYC_RETRY_BAND`,
+    /// `EKYC_LIVENESS_CALIBRATION`, when chosen) into FILE (the lines are replaced if present).
     #[arg(long, value_name = "FILE")]
     pub(crate) write_env: Option<PathBuf>,
     #[command(flatten)]
@@ -105,6 +110,7 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
         target_bpcer,
         retry_max_apcer,
         retry_max_bpcer,
+        platt,
         write_env,
         config,
     } = args;
@@ -116,10 +122,48 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
     let collected = collect_data(&data.live, Some(&data.spoof), data.attack_types.as_deref())?;
     let pipeline = config.load_local_pipeline().context("loading models")?;
     let run = run_with_progress(&pipeline, &collected.items, false, "calibrate")?;
-    let (on, _) = samples(&run.runs);
+    let (measured, _) = samples(&run.runs);
+    let current = pipeline.config().decision.liveness_threshold;
+    let now = ScoreSet::new(&measured, data.gate_policy)?.at(f64::from(current))?;
+    let mut entries = Vec::new();
+    let on = if platt {
+        // Fitted on the scores as the service gives them now (through its current calibration),
+        // so the setting is the composition of both.
+        let fit = ekyc_eval::platt::fit(&measured)?;
+        let before = pipeline.config().decision.calibration.platt();
+        let total = before.then(fit.platt);
+        println!(
+            "Platt scaling ({} bona fide, {} attacks, classes weighted equally): a = {:.4}, b = {:.4} \
+             over the current calibration ({}); weighted log-loss {:.4} → {:.4}",
+            fit.bona_fide,
+            fit.attacks,
+            fit.platt.a,
+            fit.platt.b,
+            pipeline.config().decision.calibration.describe(),
+            fit.log_loss_before,
+            fit.log_loss_after
+        );
+        let names: Vec<String> = pipeline
+            .ensemble()
+            .models()
+            .iter()
+            .map(|m| format!("{:?}", m.name))
+            .collect();
+        println!("EKYC_LIVENESS_CALIBRATION={total}");
+        println!(
+            "# or, for this ensemble by default, in models/manifest.toml:\n[[calibration]]\nmodels = [{}]\nfusion = \"{}\"\nplatt = [{}, {}]",
+            names.join(", "),
+            pipeline.ensemble().fusion().as_str(),
+            total.a,
+            total.b
+        );
+        entries.push(("EKYC_LIVENESS_CALIBRATION".to_string(), total.to_string()));
+        ekyc_eval::platt::rescore(&measured, fit.platt)
+    } else {
+        measured
+    };
     let set = ScoreSet::new(&on, data.gate_policy)?;
     let cal = set.calibrate(target)?;
-    let current = pipeline.config().decision.liveness_threshold;
     print!(
         "{}",
         calibration_text(
@@ -128,7 +172,7 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
             data.gate_policy,
             &run.errors(),
             current,
-            &set.at(f64::from(current))?,
+            &now,
             &cal,
             target,
         )
@@ -143,7 +187,7 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
          so the rates above are optimistic for new data)"
     );
     println!("EKYC_LIVENESS_THRESHOLD={value}");
-    let mut entries = vec![("EKYC_LIVENESS_THRESHOLD".to_string(), value.to_string())];
+    entries.push(("EKYC_LIVENESS_THRESHOLD".to_string(), value.to_string()));
     let mut code = ExitCode::SUCCESS;
     if retry_max_apcer.is_some() || retry_max_bpcer.is_some() {
         let (max_a, max_b) = (

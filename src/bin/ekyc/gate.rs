@@ -52,11 +52,14 @@ pub(crate) fn eval_gate(args: GateArgs) -> Result<ExitCode> {
                 Ok(bytes) => match pipeline.run(&bytes, opts) {
                     Err(e) => Err(e.code().to_string()),
                     Ok(v) if v.status == Status::NoFace => Ok(vec!["NO_FACE".to_string()]),
-                    Ok(v) => Ok(v
+                    // Only a QUALITY_FAILED verdict's reasons are the gate's; a RETRY's are the
+                    // liveness decision's (the gate passed).
+                    Ok(v) if v.status == Status::QualityFailed => Ok(v
                         .reasons
                         .iter()
                         .map(|r| r.code.as_str().to_string())
                         .collect()),
+                    Ok(_) => Ok(Vec::new()),
                 },
             };
             Outcome { label, got }
