@@ -271,7 +271,7 @@ async fn upload_is_verified_once_and_written_as_result() {
             .is_some_and(|e| e.len() >= 16),
         "{doc}"
     );
-    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(6));
+    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(5));
     assert!(doc["models"][0]["sha256"]
         .as_str()
         .is_some_and(|s| s.len() == 64));
