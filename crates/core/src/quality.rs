@@ -6,7 +6,7 @@
 //! first failure). The settings, `calibrate-quality`, the OpenAPI schema and the README table all
 //! read the same table. Adding a check is one [`Limit`] row plus its measurement.
 
-use crate::detect::{BBox, Face};
+use crate::detect::{BBox, Face, Point};
 use crate::landmarks::FaceLandmarks;
 use crate::pixels::{grey_square, laplacian_variance, luma_histogram, mean_luma, Rect};
 use image::RgbImage;
@@ -30,6 +30,7 @@ pub enum ReasonCode {
     EyesClosed,
     /// One side of the face is lit much more than the other.
     UnevenLighting,
+    FaceOccluded,
     /// RETRY: the liveness score is within the uncertain band around the threshold.
     UncertainLiveness,
     /// RETRY: the ensemble's models disagree by more than the configured spread.
@@ -38,7 +39,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, in declaration order.
-    pub const ALL: [ReasonCode; 14] = [
+    pub const ALL: [ReasonCode; 15] = [
         ReasonCode::NoFace,
         ReasonCode::MultipleFaces,
         ReasonCode::FaceTooSmall,
@@ -51,6 +52,7 @@ impl ReasonCode {
         ReasonCode::HeadPitch,
         ReasonCode::EyesClosed,
         ReasonCode::UnevenLighting,
+        ReasonCode::FaceOccluded,
         ReasonCode::UncertainLiveness,
         ReasonCode::ModelsDisagree,
     ];
@@ -70,6 +72,7 @@ impl ReasonCode {
             ReasonCode::HeadPitch => "HEAD_PITCH",
             ReasonCode::EyesClosed => "EYES_CLOSED",
             ReasonCode::UnevenLighting => "UNEVEN_LIGHTING",
+            ReasonCode::FaceOccluded => "FACE_OCCLUDED",
             ReasonCode::UncertainLiveness => "UNCERTAIN_LIVENESS",
             ReasonCode::ModelsDisagree => "MODELS_DISAGREE",
         }
@@ -116,6 +119,11 @@ pub struct QualityScores {
     /// face's two halves (split at the nose tip), 0..1 (1 = both halves lit alike).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub illumination_uniformity: Option<f32>,
+    /// ISO/IEC 29794-5 face occlusion (our measure): the share of samples around the nose and
+    /// around the mouth, the lower of the two, whose colour is the face's own skin colour, 0..1
+    /// (see [`lower_face_skin`]). A face mask or a phone over the lower face measures about 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_face_skin: Option<f32>,
     pub image_brightness: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharpness: Option<f32>,
@@ -167,6 +175,7 @@ pub enum Metric {
     FaceOverexposed,
     FaceDynamicRange,
     IlluminationUniformity,
+    LowerFaceSkin,
     ImageBrightness,
     Sharpness,
     FaceAreaRatio,
@@ -189,6 +198,7 @@ impl Metric {
             Metric::FaceOverexposed => "face_overexposed",
             Metric::FaceDynamicRange => "face_dynamic_range",
             Metric::IlluminationUniformity => "illumination_uniformity",
+            Metric::LowerFaceSkin => "lower_face_skin",
             Metric::ImageBrightness => "image_brightness",
             Metric::Sharpness => "sharpness",
             Metric::FaceAreaRatio => "face_area_ratio",
@@ -211,6 +221,7 @@ impl Metric {
             Metric::FaceOverexposed => q.face_overexposed,
             Metric::FaceDynamicRange => q.face_dynamic_range,
             Metric::IlluminationUniformity => q.illumination_uniformity,
+            Metric::LowerFaceSkin => q.lower_face_skin,
             Metric::ImageBrightness => Some(q.image_brightness),
             Metric::Sharpness => q.sharpness,
             Metric::FaceAreaRatio => q.face_area_ratio,
@@ -250,7 +261,8 @@ impl Metric {
             | Metric::FaceInsideRatio
             | Metric::FaceUnderexposed
             | Metric::FaceOverexposed
-            | Metric::IlluminationUniformity => (0.0, 1.0),
+            | Metric::IlluminationUniformity
+            | Metric::LowerFaceSkin => (0.0, 1.0),
             Metric::FaceDynamicRange => (0.0, 8.0),
             Metric::RollDeg => (0.0, 180.0),
             Metric::YawDeg | Metric::PitchDeg => (0.0, 90.0),
@@ -268,7 +280,8 @@ impl Metric {
             Metric::FaceUnderexposed
             | Metric::FaceOverexposed
             | Metric::FaceDynamicRange
-            | Metric::IlluminationUniformity => 3,
+            | Metric::IlluminationUniformity
+            | Metric::LowerFaceSkin => 3,
             Metric::Yaw | Metric::EyesOpen => 3,
             _ => 1,
         }
@@ -284,6 +297,9 @@ impl Metric {
             Metric::FaceDynamicRange => "bits (entropy of the upper-face luma histogram)",
             Metric::IlluminationUniformity => {
                 "histogram intersection of the upper face's halves, 32 luma bins (1 = alike)"
+            }
+            Metric::LowerFaceSkin => {
+                "share of nose and mouth samples in the face's skin colour (rg chromaticity), the lower of the two"
             }
             Metric::Sharpness => "Laplacian variance (112x112 grey face)",
             Metric::FaceAreaRatio => "face box area / image area",
@@ -329,6 +345,7 @@ pub enum Limit {
     MaxFaceUnderexposed,
     MaxFaceOverexposed,
     MinIlluminationUniformity,
+    MinLowerFaceSkin,
     MinImageBrightness,
     MaxImageBrightness,
     MinSharpness,
@@ -365,7 +382,7 @@ const fn check(metric: Metric, side: Side, code: ReasonCode) -> Kind {
 }
 
 /// The table.
-pub const LIMITS: [LimitDef; 18] = [
+pub const LIMITS: [LimitDef; 19] = [
     LimitDef {
         limit: Limit::MinFaceBrightness,
         key: "min_face_brightness",
@@ -426,6 +443,15 @@ pub const LIMITS: [LimitDef; 18] = [
         ),
         doc: "Minimum illumination uniformity: intersection of the luma histograms (32 bins) of the upper face's left and right halves, split at the nose tip (ISO/IEC 29794-5 illumination uniformity).",
         message: |v, l| format!("One side of the face is much darker than the other (uniformity {v:.2}, minimum {l:.2}); face the light."),
+    },
+    LimitDef {
+        limit: Limit::MinLowerFaceSkin,
+        key: "min_lower_face_skin",
+        env: "EKYC_MIN_LOWER_FACE_SKIN",
+        default: LOWER_FACE_SKIN_DEFAULT,
+        kind: check(Metric::LowerFaceSkin, Side::Min, ReasonCode::FaceOccluded),
+        doc: "Minimum share of the samples around the nose and around the mouth (the lower of the two) in the colour of the face's skin above them (rg chromaticity within 0.05 of the upper face's median; ISO/IEC 29794-5 face occlusion). A face mask or a phone over the lower face measures about 0.",
+        message: |v, l| format!("The lower face looks covered (skin visible {:.0}%, at least {:.0}%); take off a face mask and keep your hands and phone away from your face.", v * 100.0, l * 100.0),
     },
     LimitDef {
         limit: Limit::MinImageBrightness,
@@ -582,7 +608,7 @@ pub const LIMITS: [LimitDef; 18] = [
 
 /// The checks in reporting order; each group reports only its first failing check (a face that
 /// is too small is reported once; the image's brightness only when the face's passes).
-pub const GROUPS: [&[Limit]; 9] = [
+pub const GROUPS: [&[Limit]; 10] = [
     &[
         Limit::MinFaceAreaRatio,
         Limit::MinFaceHeightRatio,
@@ -598,6 +624,7 @@ pub const GROUPS: [&[Limit]; 9] = [
         Limit::MaxImageBrightness,
     ],
     &[Limit::MinIlluminationUniformity],
+    &[Limit::MinLowerFaceSkin],
     &[Limit::MinSharpness],
     &[Limit::MaxRollDeg],
     &[Limit::MaxYaw, Limit::MaxYawDeg],
@@ -736,6 +763,110 @@ pub fn illumination_uniformity(img: &RgbImage, upper: Rect, split_x: f32) -> Opt
     Some(l.iter().zip(&r).map(|(a, b)| a.min(*b)).sum::<f64>() as f32)
 }
 
+/// Default of [`Limit::MinLowerFaceSkin`] (docs/quality.md: the labelled acceptable webcam
+/// captures measure 0.19 and more, faces behind a mask or a phone 0.00-0.01).
+const LOWER_FACE_SKIN_DEFAULT: f32 = 0.08;
+
+/// Distance in rg chromaticity (r = R/(R+G+B), g = G/(R+G+B)) within which a sample has the
+/// face's skin colour. Chromaticity does not change with shading, so a shadowed cheek still
+/// counts; a black, white or blue mask, a phone or a glove does not (their r is near 1/3 or
+/// below, skin's about 0.40-0.57).
+const SKIN_CHROMA_TOLERANCE: f32 = 0.05;
+
+/// Samples darker than this (luma) have no reliable colour: never skin, never the reference.
+const SKIN_MIN_LUMA: f32 = 12.0;
+
+/// Samples per side of each region's grid.
+const SKIN_GRID: usize = 16;
+
+/// Fewest reference samples with a colour for the measure to be made.
+const SKIN_MIN_REFERENCE: usize = 16;
+
+/// Face occlusion of the lower face (our measure for ISO/IEC 29794-5's face occlusion): the
+/// face's own skin colour is the median rg chromaticity of the band from the forehead to just
+/// under the eyes (no mask, beard or hand on the mouth covers it); then, for a band across the
+/// nose tip and its wings and a band across the mouth, the share of samples within
+/// [`SKIN_CHROMA_TOLERANCE`] of that colour. The lower of the two shares is returned, 0..1.
+/// Regions are laid out in the frame of the eye line (so a rolled head is measured alike) in
+/// units of the eye distance: reference u in [-0.6, 0.6], v in [-0.5, 0.1] from the eyes'
+/// midpoint; nose u in [-0.45, 0.45], v in [-0.1, 0.15] from the nose tip; mouth u in
+/// [-0.4, 0.4], v in [-0.12, 0.12] from the mouth centre (v grows towards the chin). A beard
+/// lowers the mouth's share but not the nose's; a mask or a phone over the mouth takes one to
+/// about 0. A hand is skin-coloured and is not detected. Greyscale images measure 1. `None` when
+/// the eyes coincide, a region is outside the image or the reference is too dark to have a colour.
+pub fn lower_face_skin(img: &RgbImage, face: &Face) -> Option<f32> {
+    let k = &face.keypoints;
+    let (re, le, nose, mouth) = (k[0], k[1], k[2], k[3]);
+    let (dx, dy) = (le.x - re.x, le.y - re.y);
+    let d = (dx * dx + dy * dy).sqrt();
+    if d.is_nan() || d < 2.0 {
+        return None;
+    }
+    let ex = (dx / d, dy / d);
+    // Perpendicular to the eye line, pointing from the eyes towards the mouth.
+    let mut ey = (-ex.1, ex.0);
+    let towards_mouth = (mouth.x - re.x) * ey.0 + (mouth.y - re.y) * ey.1;
+    if towards_mouth < 0.0 {
+        ey = (-ey.0, -ey.1);
+    }
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    // The (r, g, luma) of each grid sample inside the image.
+    let samples = |o: Point, u: (f32, f32), v: (f32, f32)| {
+        let mut out = Vec::with_capacity(SKIN_GRID * SKIN_GRID);
+        let n = SKIN_GRID as f32;
+        for i in 0..SKIN_GRID {
+            let uu = (u.0 + (u.1 - u.0) * (i as f32 + 0.5) / n) * d;
+            for j in 0..SKIN_GRID {
+                let vv = (v.0 + (v.1 - v.0) * (j as f32 + 0.5) / n) * d;
+                let x = o.x + uu * ex.0 + vv * ey.0;
+                let y = o.y + uu * ex.1 + vv * ey.1;
+                let inside = x >= 0.0 && y >= 0.0 && x < w && y < h;
+                if !inside {
+                    continue;
+                }
+                let p = img.get_pixel(x as u32, y as u32).0;
+                let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+                let sum = (r + g + b).max(1.0);
+                out.push((r / sum, g / sum, 0.299 * r + 0.587 * g + 0.114 * b));
+            }
+        }
+        out
+    };
+    let mid = Point {
+        x: (re.x + le.x) / 2.0,
+        y: (re.y + le.y) / 2.0,
+    };
+    let reference: Vec<(f32, f32, f32)> = samples(mid, (-0.6, 0.6), (-0.5, 0.1))
+        .into_iter()
+        .filter(|s| s.2 >= SKIN_MIN_LUMA)
+        .collect();
+    if reference.len() < SKIN_MIN_REFERENCE {
+        return None;
+    }
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let skin_r = median(reference.iter().map(|s| s.0).collect());
+    let skin_g = median(reference.iter().map(|s| s.1).collect());
+    let share = |region: Vec<(f32, f32, f32)>| {
+        if region.is_empty() {
+            return None;
+        }
+        let skin = region
+            .iter()
+            .filter(|s| {
+                s.2 >= SKIN_MIN_LUMA
+                    && (s.0 - skin_r).hypot(s.1 - skin_g) < SKIN_CHROMA_TOLERANCE
+            })
+            .count();
+        Some(skin as f32 / region.len() as f32)
+    };
+    let nose_share = share(samples(nose, (-0.45, 0.45), (-0.1, 0.15)))?;
+    let mouth_share = share(samples(mouth, (-0.4, 0.4), (-0.12, 0.12)))?;
+    Some(nose_share.min(mouth_share))
+}
+
 /// Exposure of a region from its luma histogram (ISO/IEC 29794-5's under-/over-exposure and
 /// dynamic range, computed on luma as this gate defines them).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -827,6 +958,7 @@ pub fn measure(
     q.face_overexposed = Some(exposure.overexposed);
     q.face_dynamic_range = Some(exposure.entropy_bits);
     q.illumination_uniformity = illumination_uniformity(img, upper, face.keypoints[2].x);
+    q.lower_face_skin = lower_face_skin(img, face);
     if face_rect.w >= 2 && face_rect.h >= 2 {
         let grey = grey_square(img, face_rect, SHARPNESS_SIZE);
         q.sharpness = Some(laplacian_variance(&grey, SHARPNESS_SIZE as usize));
@@ -987,6 +1119,48 @@ mod tests {
             "{:?}",
             report.reasons
         );
+    }
+
+    #[test]
+    fn a_mask_over_the_lower_face_is_not_skin() {
+        // Face box (100,100) size 200: eyes at y 180 (x 160, 240; distance 80), nose tip
+        // (200, 220), mouth (200, 260).
+        let f = face(100.0, 100.0, 200.0);
+        let skin = Rgb([200, 140, 110]);
+        // A skin-coloured face, shaded darker towards the chin: chromaticity, not luma, counts.
+        let mut img = RgbImage::from_fn(400, 400, |_, y| {
+            let k = if y > 200 { 0.6 } else { 1.0 };
+            Rgb(skin.0.map(|c| (f32::from(c) * k) as u8))
+        });
+        let open = lower_face_skin(&img, &f).unwrap_or(0.0);
+        assert!(open > 0.99, "{open}");
+        // A white mask from just under the eyes (y 200) down: the nose and mouth bands are white.
+        for y in 200..320 {
+            for x in 110..290 {
+                img.put_pixel(x, y, Rgb([235, 235, 240]));
+            }
+        }
+        assert_eq!(lower_face_skin(&img, &f), Some(0.0));
+        let report = gate(&img, &[f.clone()], 1.0, &QualityLimits::default(), None);
+        let codes: Vec<ReasonCode> = report.reasons.iter().map(|r| r.code).collect();
+        assert!(codes.contains(&ReasonCode::FaceOccluded), "{codes:?}");
+        assert!(!codes.contains(&ReasonCode::TooDark), "{codes:?}");
+        // Only the mouth covered (a phone): the lower of the two shares counts.
+        let mut phone = RgbImage::from_pixel(400, 400, skin);
+        for y in 248..275 {
+            for x in 160..240 {
+                phone.put_pixel(x, y, Rgb([20, 20, 24]));
+            }
+        }
+        let s = lower_face_skin(&phone, &f).unwrap_or(1.0);
+        assert!(s < 0.05, "{s}");
+        // Greyscale: every sample has the reference's (neutral) colour.
+        assert_eq!(lower_face_skin(&grey(400, 400, 120), &f), Some(1.0));
+        // Degenerate: coinciding eyes, or a reference too dark to have a colour.
+        let mut blind = f.clone();
+        blind.keypoints[1] = blind.keypoints[0];
+        assert_eq!(lower_face_skin(&img, &blind), None);
+        assert_eq!(lower_face_skin(&grey(400, 400, 5), &f), None);
     }
 
     #[test]
