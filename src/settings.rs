@@ -54,6 +54,11 @@ pub struct ModelArgs {
     /// checks.
     #[arg(long, env = "EKYC_LANDMARK_MODELS", value_delimiter = ',')]
     pub landmark_models: Vec<String>,
+    /// Face-embedding model (identity across a capture session's frames; a manifest name);
+    /// default: the manifest's default; `none`: no embedding (sessions then cannot check identity
+    /// and answer RETRY).
+    #[arg(long, env = "EKYC_EMBEDDING_MODEL", value_delimiter = ',')]
+    pub embedding_model: Vec<String>,
     /// S3 bucket holding manifest.toml and the models (loaded into memory at start-up instead of models_dir).
     #[arg(long, env = "EKYC_MODEL_BUCKET")]
     pub model_bucket: Option<String>,
@@ -305,6 +310,7 @@ impl Settings {
             detectors: self.models.detectors.clone(),
             liveness: self.models.liveness_models.clone(),
             landmarks: self.models.landmark_models.clone(),
+            embedding: self.models.embedding_model.clone(),
         }
     }
 

@@ -91,6 +91,7 @@ fn tract_matches_ncnn_on_the_recipe_check_inputs() {
             detectors: vec![detector.name.clone()],
             liveness: names,
             landmarks: vec!["none".into()],
+            embedding: vec!["none".into()],
         },
     )
     .expect("load the APK models");

@@ -72,6 +72,7 @@ fn load(dir: &Path, liveness: &[&str]) -> Result<Registry, ModelError> {
         detectors: Vec::new(),
         liveness: liveness.iter().map(|s| s.to_string()).collect(),
         landmarks: Vec::new(),
+        embedding: vec!["none".into()],
     };
     Registry::load(&files, &selection)
 }
@@ -251,6 +252,7 @@ fn unknown_model_names_are_rejected() {
         detectors: Vec::new(),
         liveness: vec!["NoSuchModel".into()],
         landmarks: Vec::new(),
+        embedding: Vec::new(),
     };
     assert!(
         matches!(Registry::load(&files, &selection), Err(ModelError::Unknown(n)) if n == "NoSuchModel")

@@ -210,6 +210,8 @@ pub struct ModelSelection {
     pub liveness: Vec<String>,
     /// Landmark models of the quality gate (`["none"]`: none).
     pub landmarks: Vec<String>,
+    /// Face-embedding model (identity across a capture session's frames; `["none"]`: none).
+    pub embedding: Vec<String>,
 }
 
 /// Everything the pipeline needs besides its models.

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod decode;
 pub mod detect;
+pub mod embed;
 pub mod error;
 pub mod landmarks;
 pub mod liveness;

@@ -5,6 +5,7 @@
 use crate::config::{Calibration, Decision, PipelineConfig};
 use crate::decode::{decode, Decoded, ImageInfo};
 use crate::detect::{Detector, Face};
+use crate::embed::{Embedder, Embedding};
 use crate::error::Error;
 use crate::landmarks::{FaceLandmarks, Landmarker};
 use crate::liveness::{Ensemble, EnsembleScore, ModelScore};
@@ -191,6 +192,7 @@ impl Verdict {
 pub struct Pipeline {
     detectors: Vec<Detector>,
     landmarker: Option<Landmarker>,
+    embedder: Option<Embedder>,
     ensemble: Ensemble,
     models: Vec<ModelInfo>,
     origin: String,
@@ -213,6 +215,7 @@ impl Pipeline {
             detectors,
             liveness,
             landmarks,
+            embedder,
             models,
             origin,
             calibrations,
@@ -233,6 +236,7 @@ impl Pipeline {
         Pipeline {
             detectors,
             landmarker: Landmarker::from_models(landmarks),
+            embedder,
             ensemble: Ensemble::new(
                 liveness,
                 config.decision.parallel_liveness,
@@ -340,6 +344,19 @@ impl Pipeline {
             &self.config.quality,
             landmarks.as_ref(),
         ))
+    }
+
+    /// Whether a face-embedding model is loaded.
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The face's embedding (decoded-image coordinates), when an embedding model is loaded.
+    pub fn embed(&self, decoded: &Decoded, face: &Face) -> Result<Option<Embedding>, Error> {
+        match &self.embedder {
+            Some(e) => Ok(Some(e.embed(&decoded.image, face)?)),
+            None => Ok(None),
+        }
     }
 
     /// Stage 4: the passive-liveness ensemble on one face (decoded-image coordinates).

@@ -4,6 +4,7 @@
 use crate::config::ModelSelection;
 use crate::detect::Detector;
 use crate::error::ModelError;
+use crate::embed::Embedder;
 use crate::landmarks::LandmarkModel;
 use crate::liveness::LivenessModel;
 use ekyc_models::manifest::{ModelEntry, Role};
@@ -29,6 +30,7 @@ pub struct Registry {
     pub(crate) detectors: Vec<Detector>,
     pub(crate) liveness: Vec<LivenessModel>,
     pub(crate) landmarks: Vec<LandmarkModel>,
+    pub(crate) embedder: Option<Embedder>,
     pub(crate) models: Vec<ModelInfo>,
     pub(crate) origin: String,
     /// The manifest's score calibrations (for [`crate::Pipeline::new`] to pick the active
@@ -53,6 +55,16 @@ pub fn selected<'m>(
     v.extend(manifest.select(Role::Liveness, &selection.liveness)?);
     if selection.landmarks != ["none"] {
         v.extend(manifest.select(Role::Landmarks, &selection.landmarks)?);
+    }
+    if selection.embedding != ["none"] {
+        let e = manifest.select(Role::Embedding, &selection.embedding)?;
+        if e.len() > 1 {
+            return Err(ModelError::Manifest {
+                path: "manifest".into(),
+                message: format!("one embedding model at a time, not {}", e.len()),
+            });
+        }
+        v.extend(e);
     }
     Ok(v)
 }
@@ -126,6 +138,7 @@ impl Registry {
             detectors: Vec::new(),
             liveness: Vec::new(),
             landmarks: Vec::new(),
+            embedder: None,
             models: Vec::new(),
             origin,
             calibrations: files.manifest().calibrations.clone(),
@@ -152,6 +165,15 @@ impl Registry {
                 Role::Liveness => {
                     let spec = e.liveness.clone().ok_or_else(|| lacks("liveness"))?;
                     reg.liveness.push(LivenessModel::new(
+                        e.name.clone(),
+                        plan,
+                        e.input.clone(),
+                        spec,
+                    )?);
+                }
+                Role::Embedding => {
+                    let spec = e.embedding.clone().ok_or_else(|| lacks("embedding"))?;
+                    reg.embedder = Some(Embedder::new(
                         e.name.clone(),
                         plan,
                         e.input.clone(),

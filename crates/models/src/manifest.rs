@@ -50,6 +50,8 @@ pub enum Role {
     Liveness,
     /// Face or eye landmarks for the quality gate (pose, eyes open).
     Landmarks,
+    /// A face embedding (identity across the frames of a capture session, face match).
+    Embedding,
 }
 
 /// One model.
@@ -85,6 +87,29 @@ pub struct ModelEntry {
     pub liveness: Option<LivenessSpec>,
     #[serde(default)]
     pub landmarks: Option<LandmarkSpec>,
+    #[serde(default)]
+    pub embedding: Option<EmbeddingSpec>,
+}
+
+/// Where one detector keypoint goes in the aligned crop.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePoint {
+    /// Index into the detector's keypoints (0 right eye, 1 left eye, 2 nose tip, 3 mouth centre).
+    pub keypoint: usize,
+    /// Position in the model's input pixels.
+    pub x: f32,
+    pub y: f32,
+}
+
+/// A face-embedding model: the face is aligned by the similarity transform (rotation, uniform
+/// scale, translation; least squares) that takes the detector's keypoints onto `template`, and the
+/// first output's `dims` values, L2-normalised, are the embedding (compared by cosine).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSpec {
+    pub dims: usize,
+    pub template: Vec<TemplatePoint>,
 }
 
 /// What a landmark model locates.
@@ -317,6 +342,28 @@ impl Manifest {
                     if !ok {
                         return Err(bad(format!(
                             "model {}: landmarks need crop_scale > 0 and point indices below points (face_mesh: two eye_corners and pose; eye_contour: lid_points >= 3)",
+                            m.name
+                        )));
+                    }
+                }
+                Role::Embedding => {
+                    let e = m.embedding.as_ref().ok_or_else(|| {
+                        bad(format!(
+                            "model {}: role embedding needs [model.embedding]",
+                            m.name
+                        ))
+                    })?;
+                    let points_ok = e.template.len() >= 2
+                        && e.template.iter().all(|t| {
+                            t.keypoint < 6
+                                && t.x.is_finite()
+                                && t.y.is_finite()
+                                && (0.0..=m.input.width as f32).contains(&t.x)
+                                && (0.0..=m.input.height as f32).contains(&t.y)
+                        });
+                    if e.dims == 0 || !points_ok || m.input.width != m.input.height {
+                        return Err(bad(format!(
+                            "model {}: an embedding needs dims > 0, a square input and at least two template points (keypoint 0-5) inside it",
                             m.name
                         )));
                     }
