@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod pixels;
 pub mod quality;
 pub mod registry;
+pub mod session;
 
 pub use config::{Calibration, Decision, Limits, ModelSelection, PipelineConfig};
 pub use error::{DecodeError, Error, ModelError};

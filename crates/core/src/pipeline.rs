@@ -364,6 +364,96 @@ impl Pipeline {
         self.ensemble.score(&decoded.image, &face.bbox)
     }
 
+    /// One frame of a capture session: everything the session decision uses (faces, pose, eyes,
+    /// passive score, embedding, the gate's reasons, a hash of the pixels).
+    pub fn observe(
+        &self,
+        decoded: &Decoded,
+        index: usize,
+        timestamp_ms: u64,
+    ) -> Result<crate::session::FrameObservation, Error> {
+        use std::hash::{Hash, Hasher};
+        let detections = self.detect(decoded)?;
+        let report = self.quality_with(decoded, &detections, true)?;
+        let face = detections.faces.first();
+        let (liveness, embedding) = match face {
+            Some(f) => (
+                Some(self.liveness(decoded, f)?.score),
+                self.embed(decoded, f)?,
+            ),
+            None => (None, None),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        decoded.image.dimensions().hash(&mut h);
+        decoded.image.as_raw().hash(&mut h);
+        let q = &report.scores;
+        Ok(crate::session::FrameObservation {
+            index,
+            timestamp_ms,
+            faces: q.faces,
+            yaw_deg: q.yaw_deg,
+            pitch_deg: q.pitch_deg,
+            roll_deg: q.roll_deg,
+            eyes_open: q.eyes_open,
+            liveness,
+            sharpness: q.sharpness,
+            quality_reasons: report.reasons.iter().map(|r| r.code).collect(),
+            pixel_hash: h.finish(),
+            embedding,
+        })
+    }
+
+    /// Decode and observe the frames of a session attempt (`(bytes, timestamp_ms)` in capture
+    /// order) on up to `threads` threads. The first frame that fails to decode or analyse fails
+    /// the attempt, with its index.
+    pub fn observe_frames(
+        &self,
+        frames: &[(&[u8], u64)],
+        threads: usize,
+    ) -> Result<Vec<crate::session::FrameObservation>, (usize, Error)> {
+        let threads = threads.clamp(1, frames.len().max(1));
+        let work = |t: usize| {
+            frames
+                .iter()
+                .enumerate()
+                .skip(t)
+                .step_by(threads)
+                .map(|(i, (bytes, ts))| {
+                    self.decode(bytes)
+                        .and_then(|d| self.observe(&d, i, *ts))
+                        .map_err(|e| (i, e))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut all: Vec<Result<crate::session::FrameObservation, (usize, Error)>> =
+            if threads == 1 {
+                work(0)
+            } else {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                vec![Err((
+                                    0,
+                                    Error::Model(crate::error::ModelError::Panicked {
+                                        name: "session".into(),
+                                        what: "frame analysis",
+                                    }),
+                                ))]
+                            })
+                        })
+                        .collect()
+                })
+            };
+        all.sort_by_key(|r| match r {
+            Ok(o) => o.index,
+            Err((i, _)) => *i,
+        });
+        all.into_iter().collect()
+    }
+
     /// Everything after decoding.
     pub fn run_decoded(&self, decoded: &Decoded, opts: CheckOptions) -> Result<Verdict, Error> {
         let (detections, detect_ms) = timed(|| self.detect(decoded));

@@ -15,6 +15,7 @@ mod ensembles;
 mod eval;
 mod gate;
 mod models;
+mod session;
 
 #[derive(Parser)]
 #[command(
@@ -101,6 +102,10 @@ enum Cmd {
     /// Measure the quality-gate metrics on bona fide captures of a camera; print percentiles, the
     /// current limits and suggested EKYC_* limits (changes nothing without --write-env).
     CalibrateQuality(calibrate::CalibrateQualityArgs),
+    /// The capture-session decision offline on a folder of frames (for evaluation and support):
+    /// prints the decision, the per-step evidence and every frame's measurements as JSON. Exit 0
+    /// only if LIVE.
+    SessionCheck(session::SessionCheckArgs),
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -143,6 +148,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Models { cmd } => models::run(cmd),
         Cmd::Eval(args) => eval::eval(args),
+        Cmd::SessionCheck(args) => session::run(args),
         Cmd::EvalEnsembles(args) => ensembles::run(args),
         Cmd::EvalGate(args) => gate::eval_gate(args),
         Cmd::BenchHttp(args) => bench_http::run(args),
