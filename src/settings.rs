@@ -12,6 +12,7 @@ use ekyc_core::liveness::Fusion;
 use ekyc_core::metrics::MetricsConfig;
 use ekyc_core::quality::{QualityLimits, LIMITS};
 use ekyc_core::{Calibration, Decision, Limits, ModelSelection, PipelineConfig};
+use ekyc_http::sessions::SessionConfig;
 use ekyc_http::ServerConfig;
 use std::path::PathBuf;
 
@@ -133,6 +134,19 @@ fn parse_fusion(s: &str) -> Result<Fusion, String> {
     })
 }
 
+
+/// A fixed challenge for tests (`EKYC_SESSION_FIXED_STEPS`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FixedSteps(pub Vec<ekyc_core::session::Step>);
+
+fn parse_fixed_steps(s: &str) -> Result<FixedSteps, String> {
+    let steps = ekyc_core::session::parse_steps(s)?;
+    if steps.is_empty() {
+        return Err("at least one step".into());
+    }
+    Ok(FixedSteps(steps))
+}
+
 /// HTTP adapter settings.
 #[derive(Args, Clone, Debug)]
 pub struct ServerArgs {
@@ -177,6 +191,20 @@ pub struct ServerArgs {
     /// uploads get 503 SERVER_BUSY.
     #[arg(long, env = "EKYC_BODY_MEMORY_MB", default_value_t = ServerConfig::default().body_memory_mb)]
     pub body_memory_mb: u64,
+    /// Seconds a capture session may be verified after it was created.
+    #[arg(long, env = "EKYC_SESSION_TTL_S", default_value_t = SessionConfig::default().ttl_s)]
+    pub session_ttl_s: u64,
+    /// Failed sessions (SPOOF or RETRY) per client (X-Device-Id, else source IP, else caller)
+    /// within EKYC_SESSION_FAILURE_WINDOW_S before POST /v1/sessions answers 429.
+    #[arg(long, env = "EKYC_SESSION_MAX_FAILURES", default_value_t = SessionConfig::default().max_failures)]
+    pub session_max_failures: usize,
+    /// The window of EKYC_SESSION_MAX_FAILURES, seconds.
+    #[arg(long, env = "EKYC_SESSION_FAILURE_WINDOW_S", default_value_t = SessionConfig::default().failure_window_s)]
+    pub session_failure_window_s: u64,
+    /// TESTS ONLY: every session gets this challenge (comma-separated steps) instead of a random
+    /// one. Never set in production: a known challenge can be pre-recorded.
+    #[arg(long, env = "EKYC_SESSION_FIXED_STEPS", value_parser = parse_fixed_steps)]
+    pub session_fixed_steps: Option<FixedSteps>,
     /// API keys required on /v1/* as `Authorization: Bearer <key>` (comma-separated; prefer
     /// `sha256:<hex digest of the key>` entries so the secret is not in the configuration).
     /// Empty = no authentication (behind API Gateway, its authorizer does it).
@@ -338,6 +366,19 @@ impl Settings {
             max_connections: s.max_connections,
             header_timeout_s: s.header_timeout_s,
             body_memory_mb: s.body_memory_mb,
+            sessions: SessionConfig {
+                ttl_s: s.session_ttl_s,
+                max_failures: s.session_max_failures,
+                failure_window_s: s.session_failure_window_s,
+                max_bytes: s.max_body_bytes,
+                fixed_steps: s.session_fixed_steps.clone().map(|f| f.0),
+                rules: ekyc_core::session::SessionRules {
+                    liveness_threshold: self.decision.liveness_threshold,
+                    retry_band: self.decision.retry_band,
+                    ..ekyc_core::session::SessionRules::default()
+                },
+                ..SessionConfig::default()
+            },
             metrics: self.metrics("ekyc-api"),
             api_keys: ekyc_http::auth::ApiKeys::from_entries(&s.api_keys)?,
             memory_mb: s.memory_mb.or_else(|| {

@@ -64,6 +64,20 @@ pub enum ErrorKind {
     BadUploadId,
     /// No upload or result under this id for this caller.
     ResultNotFound,
+    /// The id of a `/v1/sessions/{id}` route is not a session id (32 hex digits).
+    BadSessionId,
+    /// No session under this id (never created, or forgotten after its expiry).
+    SessionNotFound,
+    /// The session was verified already (a session is verified once).
+    SessionUsed,
+    /// The session expired before it was verified.
+    SessionExpired,
+    /// The session was not verified yet (`GET /v1/sessions/{id}/result`).
+    SessionPending,
+    /// The frames of `POST /v1/sessions/{id}/verify` are malformed (no frame, bad timestamps).
+    BadFrames,
+    /// Too many failed sessions from this client recently.
+    TooManyFailures,
     /// The image could not be decoded (its code is the decoder error's).
     Decode(DecodeKind),
     Internal,
@@ -99,7 +113,7 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 32] = [
+    pub const ALL: [ErrorKind; 39] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
@@ -124,6 +138,13 @@ impl ErrorKind {
         ErrorKind::UploadsDisabled,
         ErrorKind::BadUploadId,
         ErrorKind::ResultNotFound,
+        ErrorKind::BadSessionId,
+        ErrorKind::SessionNotFound,
+        ErrorKind::SessionUsed,
+        ErrorKind::SessionExpired,
+        ErrorKind::SessionPending,
+        ErrorKind::BadFrames,
+        ErrorKind::TooManyFailures,
         ErrorKind::Decode(DecodeKind::Empty),
         ErrorKind::Decode(DecodeKind::TooManyBytes),
         ErrorKind::Decode(DecodeKind::NotAnImage),
@@ -161,6 +182,13 @@ impl ErrorKind {
             ErrorKind::UploadsDisabled => "UPLOADS_DISABLED",
             ErrorKind::BadUploadId => "BAD_UPLOAD_ID",
             ErrorKind::ResultNotFound => "RESULT_NOT_FOUND",
+            ErrorKind::BadSessionId => "BAD_SESSION_ID",
+            ErrorKind::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorKind::SessionUsed => "SESSION_USED",
+            ErrorKind::SessionExpired => "SESSION_EXPIRED",
+            ErrorKind::SessionPending => "SESSION_PENDING",
+            ErrorKind::BadFrames => "BAD_FRAMES",
+            ErrorKind::TooManyFailures => "TOO_MANY_FAILURES",
             ErrorKind::Decode(DecodeKind::TooManyBytes) => "IMAGE_TOO_MANY_BYTES",
             ErrorKind::Decode(DecodeKind::NotAnImage) => "NOT_AN_IMAGE",
             ErrorKind::Decode(DecodeKind::UnsupportedFormat) => "UNSUPPORTED_FORMAT",
@@ -184,7 +212,13 @@ impl ErrorKind {
             | ErrorKind::BadRequest
             | ErrorKind::BadContentLength
             | ErrorKind::BadUploadId
+            | ErrorKind::BadSessionId
+            | ErrorKind::BadFrames
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
+            ErrorKind::SessionNotFound => StatusCode::NOT_FOUND,
+            ErrorKind::SessionUsed | ErrorKind::SessionPending => StatusCode::CONFLICT,
+            ErrorKind::SessionExpired => StatusCode::GONE,
+            ErrorKind::TooManyFailures => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::HeaderTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -242,6 +276,8 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// For the server log only (a server fault's cause); never sent.
     pub detail: Option<String>,
+    /// Seconds for the Retry-After header, when the error sets its own.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -251,6 +287,7 @@ impl ApiError {
             message: message.into(),
             request_id: None,
             detail: None,
+            retry_after: None,
         }
     }
 
@@ -299,7 +336,8 @@ impl ApiError {
 
     /// Seconds a client should wait before retrying (the 503s: capacity that frees up quickly).
     pub fn retry_after_s(&self) -> Option<u32> {
-        (self.kind.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(1)
+        self.retry_after
+            .or((self.kind.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(1))
     }
 
     /// The whole HTTP/1.1 response (head and JSON body, `Connection: close`), for the errors the

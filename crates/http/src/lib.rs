@@ -7,6 +7,7 @@ pub mod error;
 mod input;
 pub mod listen;
 pub mod openapi;
+pub mod sessions;
 pub mod uploads;
 
 use axum::extract::{Request, State};
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub body_memory_mb: u64,
     /// CloudWatch EMF lines per verification (inside Lambda by default).
     pub metrics: ekyc_core::metrics::MetricsConfig,
+    /// Capture sessions (`/v1/sessions`).
+    pub sessions: sessions::SessionConfig,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             header_timeout_s: 10.0,
             body_memory_mb: 128,
             metrics: ekyc_core::metrics::MetricsConfig::default(),
+            sessions: sessions::SessionConfig::default(),
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct AppState {
     first_verification_done: std::sync::atomic::AtomicBool,
     /// Uploads through object storage (`POST /v1/uploads`, `GET /v1/results/{id}`); `None` = off.
     pub uploads: Option<uploads::Uploads>,
+    /// Capture sessions: the single-use store and the per-client failure counts.
+    pub(crate) sessions: sessions::MemoryStore,
 }
 
 /// Response of `POST /v1/liveness`: the verdict plus a request id.
@@ -151,6 +157,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/liveness", post(liveness))
         .route("/v1/uploads", post(uploads::create))
         .route("/v1/results/{id}", get(uploads::result))
+        .route("/v1/sessions", post(sessions::create))
+        .route("/v1/sessions/{id}/verify", post(sessions::verify))
+        .route("/v1/sessions/{id}/result", get(sessions::result))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -523,6 +532,7 @@ impl AppState {
             body_budget: tokio::sync::Semaphore::new(body_kib as usize),
             first_verification_done: std::sync::atomic::AtomicBool::new(false),
             uploads,
+            sessions: sessions::MemoryStore::default(),
         }))
     }
 

@@ -13,7 +13,10 @@ use utoipa::OpenApi;
         super::liveness,
         super::health,
         super::uploads::create,
-        super::uploads::result
+        super::uploads::result,
+        super::sessions::create,
+        super::sessions::verify,
+        super::sessions::result
     ),
     components(schemas(
         super::LivenessResponse,
@@ -22,6 +25,8 @@ use utoipa::OpenApi;
         super::uploads::UploadCreated,
         super::uploads::PresignedUpload,
         super::uploads::ResultPending,
+        super::sessions::SessionCreated,
+        super::sessions::SessionVerdict,
         super::error::ErrorBody,
         super::error::ErrorDetail
     ))
