@@ -66,6 +66,10 @@ async fn every_api_event_gets_the_expected_answer() {
         ("apigw-v1-raw-image.json", 200, "NO_FACE"),
         ("apigw-v2-bad-body.json", 400, "MISSING_FILE"),
         ("apigw-v2-health.json", 200, "ok"),
+        // A session id that no server issued.
+        ("apigw-v2-session-create.json", 201, ""),
+        ("apigw-v2-session-verify.json", 404, "SESSION_NOT_FOUND"),
+        ("apigw-v2-session-result.json", 404, "SESSION_NOT_FOUND"),
     ];
     let mut names: Vec<String> = std::fs::read_dir(common::repo().join("events"))
         .expect("events dir")
@@ -116,4 +120,46 @@ async fn the_same_events_with_a_real_face() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "SPOOF", "{v}");
     assert_eq!(v["image"]["exif_orientation"], 6);
+}
+
+/// An event with the example session id replaced by `id` in its path.
+fn for_session(mut ev: Value, id: &str) -> Value {
+    let example = "0123456789abcdef0123456789abcdef";
+    for ptr in ["/rawPath", "/requestContext/http/path"] {
+        if let Some(v) = ev.pointer_mut(ptr) {
+            if let Some(p) = v.as_str() {
+                *v = Value::String(p.replace(example, id));
+            }
+        }
+    }
+    ev
+}
+
+#[tokio::test]
+async fn a_session_through_the_three_api_gateway_routes() {
+    if !common::models_present() {
+        return;
+    }
+    let (s, v) = invoke(&event("apigw-v2-session-create.json")).await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["session_id"].as_str().expect("session id").to_string();
+    assert!(v["challenge"]["steps"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    // Six synthetic frames without a face: not LIVE, with reasons, no scores.
+    let (s, v) = invoke(&for_session(event("apigw-v2-session-verify.json"), &id)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["session_id"], id.as_str());
+    assert_eq!(v["status"], "RETRY", "{v}");
+    let codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"NO_FACE"), "{v}");
+    // Once only.
+    let (s, v) = invoke(&for_session(event("apigw-v2-session-verify.json"), &id)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_USED")), "{v}");
+    let (s, v) = invoke(&for_session(event("apigw-v2-session-result.json"), &id)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["frames"].as_array().map(Vec::len), Some(6), "{v}");
 }

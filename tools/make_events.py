@@ -58,6 +58,21 @@ def v2(method, path, query, headers, body, request_id):
     }
 
 
+def session_frames(frames):
+    """The multipart body of a session attempt: `frame` fields and one `timestamps` field."""
+    out = b""
+    for i, (img, _) in enumerate(frames):
+        out += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"frame\"; filename=\"f{i}.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + img + b"\r\n"
+    stamps = ",".join(str(t) for _, t in frames)
+    return out + (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"timestamps\"\r\n\r\n{stamps}\r\n"
+                  f"--{BOUNDARY}--\r\n").encode()
+
+
+# A session id that no server issued (the tests substitute one they created).
+EXAMPLE_SESSION = "0123456789abcdef0123456789abcdef"
+
+
 def v1(method, path, headers, body, request_id, stage="Prod"):
     return {
         "resource": "/{proxy+}", "path": path, "httpMethod": method,
@@ -112,6 +127,12 @@ def main():
                                      f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"x.jpg\"\r\n\r\nnot the file field\r\n--{BOUNDARY}--\r\n".encode(),
                                      "Pq3bYhvLIAMEJbR="),
         "apigw-v2-health.json": v2("GET", "/health", "", {"accept": "application/json"}, None, "Pq3bYhvLIAMEJbS="),
+        "apigw-v2-session-create.json": v2("POST", "/v1/sessions", "", {"x-device-id": "device-1234"}, None, "Pq3bYhvLIAMEJbT="),
+        "apigw-v2-session-verify.json": v2("POST", f"/v1/sessions/{EXAMPLE_SESSION}/verify", "",
+                                           {"content-type": f"multipart/form-data; boundary={BOUNDARY}", "x-device-id": "device-1234"},
+                                           session_frames([(gradient_png(96 + 8 * i, 72), 100 * i) for i in range(6)]),
+                                           "Pq3bYhvLIAMEJbU="),
+        "apigw-v2-session-result.json": v2("GET", f"/v1/sessions/{EXAMPLE_SESSION}/result", "", {"accept": "application/json"}, None, "Pq3bYhvLIAMEJbV="),
         "s3-put-image.json": s3_put("ekyc-uploads-example", "uploads/selfie-0001.png", len(image), "0123456789abcdef0123456789abcdef", "0055AED6DCD90281E5"),
         "s3-put-encoded-key.json": s3_put("ekyc-uploads-example", "uploads/customer+42/sj%C3%B6+selfie%20%C3%A9t%C3%A9.png", len(image), "0123456789abcdef0123456789abcdef", "0055AED6DCD90281E6"),
         "s3-put-not-image.json": s3_put("ekyc-uploads-example", "uploads/notes.txt", 42, "fedcba9876543210fedcba9876543210", "0055AED6DCD90281E7"),
