@@ -109,6 +109,7 @@ pub(crate) fn run(
         );
     }
     println!("(stage columns are p50 ms; e2e = Pipeline::run on the encoded bytes)");
+    bench_session(&pipeline, &inputs[0].1, iterations.clamp(5, 50))?;
     if let Some(rss) = ekyc_eval::procinfo::peak_rss_mib() {
         println!("peak RSS of this process: {rss:.1} MiB");
     }
@@ -152,4 +153,54 @@ pub(crate) fn run(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// CPU time of this process so far, milliseconds (user + system, from /proc/self/stat).
+fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0) // USER_HZ = 100 on Linux
+}
+
+/// A capture session of 10 frames (the first image, shifted by a pixel per frame so that no two
+/// are identical): `Pipeline::observe_frames` on 1 and 2 threads, then `session::decide`; wall
+/// time per session and per frame, and the process CPU per session.
+fn bench_session(pipeline: &Pipeline, image: &[u8], runs: usize) -> Result<()> {
+    use ekyc_core::session::{decide, SessionRules, Step};
+    let base = image::load_from_memory(image)?.to_rgb8();
+    let frames: Vec<(Vec<u8>, u64)> = (0..10u32)
+        .map(|i| {
+            let mut f = image::RgbImage::new(base.width(), base.height());
+            image::imageops::replace(&mut f, &base, i64::from(i), 0);
+            let mut buf = std::io::Cursor::new(Vec::new());
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90).encode_image(&f)?;
+            Ok((buf.into_inner(), 100 * u64::from(i)))
+        })
+        .collect::<Result<_>>()?;
+    let refs: Vec<(&[u8], u64)> = frames.iter().map(|(b, t)| (b.as_slice(), *t)).collect();
+    let steps = [Step::TurnLeft, Step::Center, Step::Blink, Step::Center];
+    for threads in [1usize, 2] {
+        let mut wall = Vec::with_capacity(runs);
+        let cpu0 = process_cpu_ms();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let obs = pipeline
+                .observe_frames(&refs, threads)
+                .map_err(|(i, e)| anyhow::anyhow!("frame {i}: {e}"))?;
+            std::hint::black_box(decide(&steps, &obs, &SessionRules::default()));
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let cpu = match (cpu0, process_cpu_ms()) {
+            (Some(a), Some(b)) => format!("{:.1} ms", (b - a) / runs as f64),
+            _ => "n/a".into(),
+        };
+        println!(
+            "session of 10 640x480-class frames, {threads} thread(s), {runs} runs: wall p50 {:.1} ms ({:.1} ms per frame), CPU {cpu} per session",
+            pct(&mut wall.clone(), 0.5),
+            pct(&mut wall, 0.5) / 10.0
+        );
+    }
+    Ok(())
 }
