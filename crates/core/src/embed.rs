@@ -45,6 +45,22 @@ impl Embedding {
         Some(Embedding(v))
     }
 
+    /// The L2-normalised mean of embeddings of one length; `None` when there are none, the
+    /// lengths differ or they cancel out.
+    pub fn mean(all: &[&Embedding]) -> Option<Embedding> {
+        let first = all.first()?;
+        if all.iter().any(|e| e.len() != first.len()) {
+            return None;
+        }
+        let mut sum = vec![0f32; first.len()];
+        for e in all {
+            for (s, x) in sum.iter_mut().zip(&e.0) {
+                *s += x;
+            }
+        }
+        Embedding::from_raw(sum)
+    }
+
     /// Cosine similarity (-1..1); 0 when the lengths differ.
     pub fn cosine(&self, other: &Embedding) -> f32 {
         if self.0.len() != other.0.len() {
@@ -260,5 +276,11 @@ mod tests {
         assert_eq!(format!("{a:?}"), "Embedding(2 dims)");
         let short = Embedding::from_raw(vec![1.0]).unwrap_or(Embedding(vec![]));
         assert_eq!(a.cosine(&short), 0.0);
+        // The mean of (0.6, 0.8) and (-0.8, 0.6), normalised: (-0.2, 1.4) / |…|.
+        let m = Embedding::mean(&[&a, &b]).unwrap_or(Embedding(vec![]));
+        let n = (0.04f32 + 1.96).sqrt();
+        assert!((m.0[0] + 0.2 / n).abs() < 1e-6 && (m.0[1] - 1.4 / n).abs() < 1e-6, "{:?}", m.0);
+        assert_eq!(Embedding::mean(&[]), None);
+        assert_eq!(Embedding::mean(&[&a, &short]), None);
     }
 }

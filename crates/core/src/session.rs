@@ -127,8 +127,7 @@ pub struct SessionRules {
     pub max_frames: usize,
     /// Longest span from the first frame's timestamp to the last's, milliseconds.
     pub max_duration_ms: u64,
-    /// A turn is done when the head's yaw passes this many degrees towards the asked side
-    /// (measured from the session's frontal pose).
+    /// A turn is done when the head's yaw passes this many degrees towards the asked side.
     pub turn_deg: f32,
     /// LOOK_UP is done when the pitch rises this many degrees above the frontal pose.
     pub look_up_deg: f32,
@@ -138,9 +137,12 @@ pub struct SessionRules {
     pub blink_closed_ratio: f32,
     /// …and comes back above this share.
     pub blink_open_ratio: f32,
-    /// Every used frame's embedding must have at least this cosine similarity with the reference
-    /// frame's.
+    /// A frame is the session's face when its embedding has at least this cosine similarity with
+    /// the identity template (the reference frame and the frontal frames that match it)…
     pub min_identity_similarity: f32,
+    /// …and at most this share of the frames with a face may fall below it (a hand or a
+    /// microphone over the face, motion blur); every move needs at least one matching frame.
+    pub max_identity_outliers: f32,
     /// The passive score (median over the frontal frames) must reach this to be LIVE.
     pub liveness_threshold: f32,
     /// A passive median within this of the threshold is RETRY.
@@ -156,9 +158,10 @@ impl Default for SessionRules {
             turn_deg: 15.0,
             look_up_deg: 10.0,
             center_deg: 10.0,
-            blink_closed_ratio: 0.6,
+            blink_closed_ratio: 0.5,
             blink_open_ratio: 0.85,
             min_identity_similarity: 0.35,
+            max_identity_outliers: 0.2,
             liveness_threshold: 0.5,
             retry_band: 0.1,
         }
@@ -268,11 +271,15 @@ pub struct SessionDecision {
     pub reference_frame: Option<usize>,
     /// Up to 4 frames for audit: one per step done, then spread over the attempt.
     pub audit_frames: Vec<usize>,
-    /// The frontal pose the moves are measured from (median over the frames).
+    /// The frontal pose the moves are measured from: yaw 0, and the median pitch of the frames
+    /// facing the camera.
     pub baseline_yaw_deg: Option<f32>,
     pub baseline_pitch_deg: Option<f32>,
-    /// Lowest embedding similarity of a used frame to the reference frame.
+    /// Lowest embedding similarity of a frame to the identity template.
     pub min_identity_similarity: Option<f32>,
+    /// Each frame's embedding similarity to the identity template (None: no face or no
+    /// embedding), in frame order.
+    pub identity_similarity: Vec<Option<f32>>,
     /// Median passive score of the frontal frames, and how many there were.
     pub passive_median: Option<f32>,
     pub passive_frames: usize,
@@ -311,13 +318,13 @@ fn match_steps(
             pitch: f.pitch_deg? - base.1,
         })
     };
-    // Yaw sign: the face mesh's yaw is positive when the head turns to the person's left
-    // (tests/sessions.rs checks this on real frames).
+    // Yaw sign: the face mesh's yaw is positive when the head turns to the person's right (the
+    // nose towards the left of an unmirrored camera image; tests/sessions.rs holds it on the clip).
     let holds = |step: Step, f: &FrameObservation| -> Option<f32> {
         let p = pose(f)?;
         match step {
-            Step::TurnLeft => (p.yaw >= rules.turn_deg).then_some(p.yaw),
-            Step::TurnRight => (-p.yaw >= rules.turn_deg).then_some(p.yaw),
+            Step::TurnLeft => (-p.yaw >= rules.turn_deg).then_some(p.yaw),
+            Step::TurnRight => (p.yaw >= rules.turn_deg).then_some(p.yaw),
             Step::LookUp => (p.pitch >= rules.look_up_deg).then_some(p.pitch),
             Step::Center => {
                 let d = p.yaw.abs().max(p.pitch.abs());
@@ -354,8 +361,7 @@ fn match_steps(
                 }
                 let values = (s..=end).filter_map(|i| holds(step, frames[i]));
                 let extreme = match step {
-                    Step::Center => values.fold(f32::INFINITY, f32::min),
-                    Step::TurnRight => values.fold(f32::INFINITY, f32::min),
+                    Step::Center | Step::TurnLeft => values.fold(f32::INFINITY, f32::min),
                     _ => values.fold(f32::NEG_INFINITY, f32::max),
                 };
                 (s, end, extreme)
@@ -477,10 +483,18 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
         );
     }
 
-    // The frontal pose: the median of the frames (most of an attempt faces the camera).
-    let base_yaw = median(with_face.iter().filter_map(|f| f.yaw_deg).collect());
-    let base_pitch = median(with_face.iter().filter_map(|f| f.pitch_deg).collect());
-    let base = (base_yaw.unwrap_or(0.0), base_pitch.unwrap_or(0.0));
+    // The frontal pose: yaw 0 (the mesh's yaw is measured from the camera's axis, and a camera
+    // above or below the face does not turn it); pitch, which a camera above or below does
+    // offset, the median of the frames within `center_deg` of yaw 0.
+    let base_yaw = Some(0.0);
+    let base_pitch = median(
+        with_face
+            .iter()
+            .filter(|f| f.yaw_deg.is_some_and(|y| y.abs() <= rules.center_deg))
+            .filter_map(|f| f.pitch_deg)
+            .collect(),
+    );
+    let base = (0.0, base_pitch.unwrap_or(0.0));
     let frontal = |f: &&&FrameObservation| match (f.yaw_deg, f.pitch_deg) {
         (Some(y), Some(p)) => (y - base.0).abs() <= rules.center_deg && (p - base.1).abs() <= rules.center_deg,
         _ => false,
@@ -496,32 +510,6 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
             .copied()
     };
     let reference = pick(&|f| f.quality_reasons.is_empty()).or_else(|| pick(&|_| true));
-
-    // Identity: every frame with a face against the reference frame.
-    let mut min_sim: Option<f32> = None;
-    if let Some(r) = reference {
-        match &r.embedding {
-            Some(re) => {
-                for f in &with_face {
-                    let s = f.embedding.as_ref().map_or(-1.0, |e| e.cosine(re));
-                    min_sim = Some(min_sim.map_or(s, |m: f32| m.min(s)));
-                }
-                if let Some(s) = min_sim.filter(|s| *s < rules.min_identity_similarity) {
-                    reason(
-                        SessionCode::IdentityChanged,
-                        format!(
-                            "The face changes between frames (similarity {s:.2}, at least {:.2}).",
-                            rules.min_identity_similarity
-                        ),
-                    );
-                }
-            }
-            None => reason(
-                SessionCode::UncertainLiveness,
-                "No face embedding: identity across frames cannot be checked.".into(),
-            ),
-        }
-    }
 
     // The challenge.
     let open_level = {
@@ -544,6 +532,72 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
                 }
             ),
         );
+    }
+
+    // Identity: every frame with a face against the identity template — the mean embedding of
+    // the reference frame and the frontal frames that match it (a robust reference: one frame's
+    // embedding is noisy on a small or half-covered face; frames of another person do not join).
+    let mut min_sim: Option<f32> = None;
+    let mut similarity: Vec<Option<f32>> = vec![None; n];
+    let template = reference.and_then(|r| r.embedding.as_ref()).map(|re| {
+        let joined: Vec<&Embedding> = with_face
+            .iter()
+            .filter(frontal)
+            .filter_map(|f| f.embedding.as_ref())
+            .filter(|e| e.cosine(re) >= rules.min_identity_similarity)
+            .chain(std::iter::once(re))
+            .collect();
+        Embedding::mean(&joined).unwrap_or_else(|| re.clone())
+    });
+    match &template {
+        Some(t) => {
+            for (k, f) in frames.iter().enumerate().filter(|(_, f)| f.faces >= 1) {
+                let s = f.embedding.as_ref().map_or(-1.0, |e| e.cosine(t));
+                similarity[k] = Some(s);
+                min_sim = Some(min_sim.map_or(s, |m: f32| m.min(s)));
+            }
+            let scored: Vec<f32> = similarity.iter().flatten().copied().collect();
+            let low = scored
+                .iter()
+                .filter(|s| **s < rules.min_identity_similarity)
+                .count();
+            let share = low as f32 / scored.len().max(1) as f32;
+            // Each move must be performed by the matching face: some frame of its run matches.
+            let unmatched = evidence.iter().find(|e| {
+                e.done
+                    && e.step != Step::Center
+                    && e.frames.iter().all(|&i| {
+                        frames
+                            .iter()
+                            .position(|f| f.index == i)
+                            .and_then(|k| similarity[k])
+                            .is_none_or(|s| s < rules.min_identity_similarity)
+                    })
+            });
+            if share > rules.max_identity_outliers {
+                reason(
+                    SessionCode::IdentityChanged,
+                    format!(
+                        "The face changes between frames: {low} of {} frames are not the same face (similarity under {:.2}).",
+                        scored.len(),
+                        rules.min_identity_similarity
+                    ),
+                );
+            } else if let Some(e) = unmatched {
+                reason(
+                    SessionCode::IdentityChanged,
+                    format!(
+                        "The step {} was performed by a face that is not the session's.",
+                        e.step.as_str()
+                    ),
+                );
+            }
+        }
+        None if !with_face.is_empty() => reason(
+            SessionCode::UncertainLiveness,
+            "No face embedding: identity across frames cannot be checked.".into(),
+        ),
+        None => {}
     }
 
     // Passive liveness on the frontal frames.
@@ -626,6 +680,7 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
         baseline_yaw_deg: base_yaw,
         baseline_pitch_deg: base_pitch,
         min_identity_similarity: min_sim,
+        identity_similarity: similarity,
         passive_median,
         passive_frames,
     }
@@ -669,7 +724,7 @@ mod tests {
 
     #[test]
     fn a_performed_challenge_is_live() {
-        // centre, turn left, centre, blink, centre.
+        // centre, turn right (positive yaw: the person's right), centre, blink, centre.
         let f = frames(&[
             C,
             C,
@@ -681,26 +736,27 @@ mod tests {
             C,
             C,
         ]);
-        let steps = [Step::TurnLeft, Step::Center, Step::Blink, Step::Center];
+        let steps = [Step::TurnRight, Step::Center, Step::Blink, Step::Center];
         let d = decide(&steps, &f, &SessionRules::default());
         assert_eq!(d.status, SessionStatus::Live, "{:?}", d.reasons);
         assert_eq!(d.steps[0].frames, vec![2, 3]);
         assert_eq!(d.steps[0].value, Some(25.0));
         assert_eq!(d.steps[2].frames, vec![6, 7]);
         assert!(d.steps.iter().all(|s| s.done));
-        assert_eq!(d.reference_frame, Some(0));
+        // The sharpest frontal frame that passes the gate (all alike here: the last).
+        assert_eq!(d.reference_frame, Some(8));
     }
 
     #[test]
     fn moves_out_of_order_or_missing_fail_the_challenge() {
         let f = frames(&[C, C, (-20.0, 0.0, 0.3), C, C, C]);
-        // Asked left, performed right.
-        let d = decide(&[Step::TurnLeft, Step::Center], &f, &SessionRules::default());
+        // Asked right, performed left (negative yaw).
+        let d = decide(&[Step::TurnRight, Step::Center], &f, &SessionRules::default());
         assert_eq!(codes(&d), vec![SessionCode::ChallengeNotMet]);
         assert_eq!(d.status, SessionStatus::Retry);
-        // Asked right then up: the right turn is there, the look up is not.
+        // Asked left then up: the left turn is there, the look up is not.
         let d = decide(
-            &[Step::TurnRight, Step::Center, Step::LookUp, Step::Center],
+            &[Step::TurnLeft, Step::Center, Step::LookUp, Step::Center],
             &f,
             &SessionRules::default(),
         );
@@ -733,6 +789,7 @@ mod tests {
         f[3].timestamp_ms = f[1].timestamp_ms;
         f[4].pixel_hash = f[0].pixel_hash;
         f[2].embedding = Embedding::from_raw(vec![0.0, 1.0]);
+        f[1].embedding = Embedding::from_raw(vec![0.0, 1.0]);
         let d = decide(&[Step::TurnLeft, Step::Center], &f, &SessionRules::default());
         let c = codes(&d);
         for want in [
