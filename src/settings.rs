@@ -235,6 +235,10 @@ pub struct S3Args {
     #[arg(long, env = "EKYC_UPLOAD_EXPIRES_S", default_value_t = ekyc_http::uploads::UploadConfig::default().expires_s,
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub upload_expires_s: u64,
+    /// HTTP API: key prefix of capture sessions in EKYC_UPLOADS_BUCKET (when the bucket is set,
+    /// sessions live there, shared by every instance; else in the process).
+    #[arg(long, env = "EKYC_SESSIONS_PREFIX", default_value = "sessions/")]
+    pub sessions_prefix: String,
 }
 
 /// Metric lines (CloudWatch embedded metric format) on stdout.
@@ -421,6 +425,27 @@ impl Settings {
             std::sync::Arc::new(store),
             self.upload_config(),
         ))
+    }
+
+    /// Where capture sessions are kept: S3 under EKYC_SESSIONS_PREFIX when EKYC_UPLOADS_BUCKET
+    /// is set (every instance shares them), else this process's memory.
+    pub async fn session_store(&self) -> ekyc_http::sessions::SessionStore {
+        let bucket = self
+            .s3
+            .uploads_bucket
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty());
+        match bucket {
+            Some(b) => ekyc_http::sessions::SessionStore::Objects {
+                backend: std::sync::Arc::new(ekyc_aws::sessions::S3Sessions::new(
+                    ekyc_aws::client().await,
+                    b,
+                )),
+                prefix: self.s3.sessions_prefix.clone(),
+            },
+            None => ekyc_http::sessions::SessionStore::default(),
+        }
     }
 
     /// The metric lines' configuration: the `FunctionName` dimension is the Lambda function's

@@ -93,8 +93,9 @@ fn models_list_and_verify() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The default set: two detectors, the liveness model, the face mesh and the iris model.
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    // The default set: two detectors, the liveness model, the face mesh, the iris model and the
+    // face embedding.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
     let out = ekyc(&["models", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

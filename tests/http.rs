@@ -425,7 +425,7 @@ fn health_and_openapi() {
         .map(|t| serde_json::from_str(&t).expect("json"))
         .expect("body");
     assert_eq!(v["status"], "ok");
-    assert_eq!(v["models"].as_array().map(|m| m.len()), Some(5));
+    assert_eq!(v["models"].as_array().map(|m| m.len()), Some(6));
     assert!(v["liveness_calibration"]
         .as_str()
         .is_some_and(|c| c.contains(',')));

@@ -452,8 +452,8 @@ fn verdict_json_has_the_documented_fields() {
         assert!(j.get(k).is_some(), "missing {k}");
     }
     assert_eq!(j["status"], "LIVE");
-    // Two detectors, the liveness model, the face mesh and the iris model.
-    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(5));
+    // Two detectors, the liveness model, the face mesh, the iris model and the face embedding.
+    assert_eq!(j["models"].as_array().map(|a| a.len()), Some(6));
     assert_eq!(j["face"]["keypoints"].as_array().map(|a| a.len()), Some(6));
     assert!(j["timings"]["total_ms"].as_f64().unwrap_or(0.0) > 0.0);
     let s = v.liveness_score.expect("score");

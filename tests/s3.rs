@@ -36,14 +36,15 @@ async fn get_json(bucket: &str, key: &str) -> Option<Value> {
     serde_json::from_slice(&b).ok()
 }
 
-/// The files of a default model prefix (manifest + the five default models).
-const MODEL_FILES: [&str; 6] = [
+/// The files of a default model prefix (manifest + the six default models).
+const MODEL_FILES: [&str; 7] = [
     "manifest.toml",
     "face_detection_short_range.onnx",
     "face_detection_full_range.onnx",
     "face_landmark.onnx",
     "iris_landmark.onnx",
     "apk_v1_crop27.onnx",
+    "MobileFaceNet.onnx",
 ];
 
 /// Models pushed once to s3://models/v1/.
@@ -56,8 +57,8 @@ async fn pushed_models() -> &'static str {
             .expect("push");
         // tools/test.sh's `ekyc models fetch --all` wrote the compiled plans, pushed alongside.
         let plans = up.iter().filter(|k| k.contains("/v1/.plans/")).count();
-        assert_eq!(up.len() - plans, 6, "5 default models + manifest: {up:?}");
-        assert_eq!(plans, 10, "a plan + its sha256 sidecar per model: {up:?}");
+        assert_eq!(up.len() - plans, 7, "6 default models + manifest: {up:?}");
+        assert_eq!(plans, 12, "a plan + its sha256 sidecar per model: {up:?}");
         assert!(
             up.last().is_some_and(|k| k.ends_with("v1/manifest.toml")),
             "manifest uploaded last"
@@ -115,7 +116,13 @@ async fn cold_start_from_s3_matches_local_models() {
         .collect();
     assert_eq!(
         cached,
-        ["blazeface_short", "apk_v1_crop27", "face_mesh", "iris"]
+        [
+            "blazeface_short",
+            "apk_v1_crop27",
+            "face_mesh",
+            "iris",
+            "mobilefacenet"
+        ]
     );
     for rel in [
         LIVE,
@@ -271,7 +278,7 @@ async fn upload_is_verified_once_and_written_as_result() {
             .is_some_and(|e| e.len() >= 16),
         "{doc}"
     );
-    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(5));
+    assert_eq!(doc["models"].as_array().map(|m| m.len()), Some(6));
     assert!(doc["models"][0]["sha256"]
         .as_str()
         .is_some_and(|s| s.len() == 64));

@@ -195,11 +195,27 @@ fn a_spoof_moved_through_the_steps_is_not_live_and_two_people_are_not_one() {
 // ---- over HTTP ----
 
 fn start(fixed_steps: Option<&str>, ttl_s: u64) -> String {
+    start_with_store(fixed_steps, ttl_s, ekyc_http::sessions::SessionStore::default())
+}
+
+/// A server with its sessions in `store` (this process's memory, or S3).
+fn start_with_store(
+    fixed_steps: Option<&str>,
+    ttl_s: u64,
+    store: ekyc_http::sessions::SessionStore,
+) -> String {
     let mut c = settings();
     c.server.session_ttl_s = ttl_s;
     c.server.session_fixed_steps = fixed_steps
         .map(|s| ekyc_liveness::settings::FixedSteps(parse_steps(s).expect("steps")));
-    let state = common::app_state(&c).expect("models");
+    let pipeline = c.load_local_pipeline().expect("models");
+    let state = ekyc_http::AppState::new_with_stores(
+        pipeline,
+        c.server().expect("server settings"),
+        None,
+        store,
+    )
+    .expect("memory plan");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -362,4 +378,91 @@ fn the_clip_is_live_through_the_server_with_the_seeded_challenge() {
     let done: Vec<bool> = r["evidence"]["steps"].as_array().expect("steps").iter().map(|s| s["done"] == true).collect();
     assert!(done.iter().all(|d| *d), "{r}");
     assert!(r["evidence"]["reference_frame"].is_number(), "{r}");
+}
+
+#[test]
+fn sessions_in_s3_are_shared_by_two_instances_and_used_once() {
+    if common::pipeline().is_none() || !common::s3s::available() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let bucket = rt.block_on(common::s3s::bucket("ekyc-sessions"));
+    let store = || ekyc_http::sessions::SessionStore::Objects {
+        backend: std::sync::Arc::new(ekyc_aws::sessions::S3Sessions::new(
+            common::s3s::client(),
+            bucket.clone(),
+        )),
+        prefix: "sessions/".into(),
+    };
+    // Two instances (as two Lambda execution environments) over one bucket.
+    let (a, b) = (start_with_store(None, 180, store()), start_with_store(None, 180, store()));
+    let (s, v, _) = create(&a, "dev-s3");
+    assert_eq!(s, 201, "{v}");
+    let id = v["session_id"].as_str().expect("id").to_string();
+    let (s, v, _) = call(ureq::get(&format!("{b}/v1/sessions/{id}/result")), None);
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_PENDING")), "{v}");
+    let still: Vec<(Vec<u8>, u64)> = (0..6).map(|i| (read(common::LIVE), 100 * i)).collect();
+    // Created on one instance, verified on the other.
+    let (s, v, _) = verify(&b, &id, "dev-s3", &still);
+    assert_eq!((s, v["status"].as_str()), (200, Some("SPOOF")), "{v}");
+    let (s, v, _) = verify(&a, &id, "dev-s3", &still);
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_USED")), "{v}");
+    let (s, r, _) = call(ureq::get(&format!("{a}/v1/sessions/{id}/result")), None);
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["frames"].as_array().map(Vec::len), Some(6));
+    // The record in the bucket: the evidence, no embedding.
+    let obj = rt
+        .block_on(async {
+            common::s3s::client()
+                .get_object()
+                .bucket(&bucket)
+                .key(format!("sessions/{id}.json"))
+                .send()
+                .await
+                .expect("record")
+                .body
+                .collect()
+                .await
+        })
+        .expect("body")
+        .into_bytes();
+    let rec: Value = serde_json::from_slice(&obj).expect("json");
+    assert_eq!(rec["phase"], "DONE", "{rec}");
+    assert!(!String::from_utf8_lossy(&obj).contains("embedding"));
+
+    // Two verify calls at once on the two instances: one runs. (s3s-fs checks If-Match and then
+    // writes without a lock, so under a true race it may let both through; S3 does not.)
+    let (_, v, _) = create(&a, "dev-race");
+    let id = v["session_id"].as_str().expect("id").to_string();
+    let (ta, tb) = {
+        let (a, b, id2, id3) = (a.clone(), b.clone(), id.clone(), id.clone());
+        let fa = still.clone();
+        let fb = still.clone();
+        (
+            std::thread::spawn(move || verify(&a, &id2, "dev-race", &fa).0),
+            std::thread::spawn(move || verify(&b, &id3, "dev-race", &fb).0),
+        )
+    };
+    let mut codes = [ta.join().expect("a"), tb.join().expect("b")];
+    codes.sort_unstable();
+    if codes == [200, 200] {
+        eprintln!("race: s3s-fs accepted both conditional writes (non-atomic If-Match)");
+    } else {
+        assert_eq!(codes, [200, 409]);
+    }
+
+    // Failures are counted across instances: four more from this device on either instance make
+    // five (the first above), and the next session is refused on both.
+    for i in 0..4 {
+        let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (_, v, _) = create(first, "dev-s3");
+        let id = v["session_id"].as_str().expect("id").to_string();
+        let (s, _, _) = verify(second, &id, "dev-s3", &still[..2]);
+        assert_eq!(s, 200);
+    }
+    for srv in [&a, &b] {
+        let (s, v, retry) = create(srv, "dev-s3");
+        assert_eq!((s, v["error"]["code"].as_str()), (429, Some("TOO_MANY_FAILURES")), "{v}");
+        assert!(retry.is_some());
+    }
 }

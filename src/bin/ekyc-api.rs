@@ -27,6 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let pipeline = loaded?;
     // With EKYC_UPLOADS_BUCKET: POST /v1/uploads and GET /v1/results/{id} (README "Uploading through S3").
     let uploads = settings.uploads().await;
-    let state = ekyc_http::AppState::new_with_uploads(pipeline, settings.server()?, uploads)?;
+    let sessions = settings.session_store().await;
+    let state =
+        ekyc_http::AppState::new_with_stores(pipeline, settings.server()?, uploads, sessions)?;
     ekyc_http::serve(state).await
 }

@@ -6,6 +6,7 @@
 //! function's role; locally `AWS_*` variables (`AWS_ENDPOINT_URL` points at a local S3 server).
 
 pub mod models;
+pub mod sessions;
 pub mod trigger;
 pub mod uploads;
 

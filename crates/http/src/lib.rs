@@ -120,7 +120,7 @@ pub struct AppState {
     /// Uploads through object storage (`POST /v1/uploads`, `GET /v1/results/{id}`); `None` = off.
     pub uploads: Option<uploads::Uploads>,
     /// Capture sessions: the single-use store and the per-client failure counts.
-    pub(crate) sessions: sessions::MemoryStore,
+    pub(crate) sessions: sessions::SessionStore,
 }
 
 /// Response of `POST /v1/liveness`: the verdict plus a request id.
@@ -513,6 +513,17 @@ impl AppState {
         server: ServerConfig,
         uploads: Option<uploads::Uploads>,
     ) -> Result<Arc<AppState>, MemoryPlanError> {
+        AppState::new_with_stores(pipeline, server, uploads, sessions::SessionStore::default())
+    }
+
+    /// [`AppState::new_with_uploads`] with capture sessions in `sessions` (object storage, so
+    /// that several instances share them, or this process's memory).
+    pub fn new_with_stores(
+        pipeline: Pipeline,
+        server: ServerConfig,
+        uploads: Option<uploads::Uploads>,
+        sessions: sessions::SessionStore,
+    ) -> Result<Arc<AppState>, MemoryPlanError> {
         let budget = pipeline.config().limits.max_decode_bytes;
         let n = plan_permits(&server, budget)?;
         tracing::info!(
@@ -532,7 +543,7 @@ impl AppState {
             body_budget: tokio::sync::Semaphore::new(body_kib as usize),
             first_verification_done: std::sync::atomic::AtomicBool::new(false),
             uploads,
-            sessions: sessions::MemoryStore::default(),
+            sessions,
         }))
     }
 

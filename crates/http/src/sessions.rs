@@ -4,12 +4,16 @@
 //! decision is `ekyc_core::session::decide`; this module is the protocol, the single-use store and
 //! the per-client failure limit.
 //!
-//! The store is in-process ([`MemoryStore`]): single-use is a compare-and-set under a lock. It
-//! holds at most [`SessionConfig::max_sessions`] sessions (the oldest expired ones are dropped
-//! first; when every slot holds a live session a new one is refused with 503), and no frame: a
-//! result keeps the measurements, never pixels or embeddings.
+//! Two stores behind [`SessionStore`]: in-process ([`MemoryStore`]; `ekyc serve` needs nothing):
+//! single use is a compare-and-set under a lock, at most [`SessionConfig::max_sessions`] sessions
+//! (forgettable ones dropped first; when every slot holds a live session a new one gets 503); or
+//! object storage ([`SessionBackend`], S3 in `ekyc-aws`) for several Lambda instances: a session is
+//! one JSON object created with `If-None-Match: *` and consumed with `If-Match` on its ETag, so two
+//! verify calls on two instances cannot both run; failures are empty marker objects listed per
+//! client. Neither keeps a frame: a result holds the measurements, never pixels or embeddings.
 
 use crate::error::{ApiError, ErrorKind};
+use crate::uploads::{StoreError, StoreFuture};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -19,7 +23,7 @@ use axum::Json;
 use ekyc_core::session::{
     decide, draw_steps, SessionDecision, SessionReason, SessionRules, SessionStatus, Step,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,7 +86,8 @@ fn random_u64() -> Result<u64, ApiError> {
 }
 
 /// Where a session is in its life.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", tag = "phase", content = "result")]
 enum Phase {
     Pending,
     /// The one verify call is running.
@@ -90,15 +95,242 @@ enum Phase {
     Done(Arc<serde_json::Value>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
     steps: Vec<Step>,
     nonce: String,
     created_ms: u64,
     expires_ms: u64,
+    #[serde(flatten)]
     phase: Phase,
     /// When the record may be forgotten.
     forget_ms: u64,
+}
+
+/// Object storage for sessions (S3 in `ekyc-aws`): conditional writes make single use hold
+/// across processes.
+pub trait SessionBackend: Send + Sync {
+    /// Write `key` only if no object is there (`If-None-Match: *`); false when one is.
+    fn create<'a>(&'a self, key: &'a str, body: Vec<u8>) -> StoreFuture<'a, bool>;
+    /// The object at `key` and its ETag (`None` when there is none); an error over `max_bytes`.
+    fn read<'a>(
+        &'a self,
+        key: &'a str,
+        max_bytes: u64,
+    ) -> StoreFuture<'a, Option<(Vec<u8>, String)>>;
+    /// Replace `key` only while its ETag is `etag` (`If-Match`); false when it changed.
+    fn replace<'a>(&'a self, key: &'a str, body: Vec<u8>, etag: &'a str) -> StoreFuture<'a, bool>;
+    /// Up to `max` keys under `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str, max: usize) -> StoreFuture<'a, Vec<String>>;
+}
+
+/// Where sessions are kept.
+pub enum SessionStore {
+    Memory(MemoryStore),
+    Objects {
+        backend: Arc<dyn SessionBackend>,
+        /// Key prefix, e.g. `sessions/`.
+        prefix: String,
+    },
+}
+
+impl Default for SessionStore {
+    fn default() -> Self {
+        SessionStore::Memory(MemoryStore::default())
+    }
+}
+
+/// A session record is small (steps, nonce, times, and the evidence of up to `max_frames` frames).
+const MAX_RECORD_BYTES: u64 = 4 << 20;
+
+fn store_error(e: StoreError) -> ApiError {
+    let mut chain = e.message.clone();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    ApiError::internal(&chain)
+}
+
+/// The key of a client's failure markers: a sha256 of the client key (no address in a key).
+fn client_digest(client: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(client.as_bytes())[..16])
+}
+
+impl SessionStore {
+    fn key(prefix: &str, id: &str) -> String {
+        format!("{prefix}{id}.json")
+    }
+
+    async fn insert(&self, id: String, rec: Record, max: usize) -> Result<(), ApiError> {
+        match self {
+            SessionStore::Memory(m) => m.insert(id, rec, max),
+            SessionStore::Objects { backend, prefix } => {
+                let body = serde_json::to_vec(&rec).map_err(|e| ApiError::internal(&e))?;
+                if backend
+                    .create(&Self::key(prefix, &id), body)
+                    .await
+                    .map_err(store_error)?
+                {
+                    Ok(())
+                } else {
+                    Err(ApiError::internal(&"a new session id already exists"))
+                }
+            }
+        }
+    }
+
+    async fn read(
+        backend: &dyn SessionBackend,
+        key: &str,
+    ) -> Result<Option<(Record, String)>, ApiError> {
+        match backend
+            .read(key, MAX_RECORD_BYTES)
+            .await
+            .map_err(store_error)?
+        {
+            None => Ok(None),
+            Some((b, etag)) => {
+                let rec: Record = serde_json::from_slice(&b).map_err(|e| ApiError::internal(&e))?;
+                Ok(Some((rec, etag)))
+            }
+        }
+    }
+
+    async fn begin(&self, id: &str) -> Result<Record, ApiError> {
+        match self {
+            SessionStore::Memory(m) => m.begin(id),
+            SessionStore::Objects { backend, prefix } => {
+                let key = Self::key(prefix, id);
+                let (mut rec, etag) = Self::read(backend.as_ref(), &key)
+                    .await?
+                    .ok_or_else(not_found)?;
+                check_pending(&rec, now_ms())?;
+                rec.phase = Phase::Verifying;
+                let body = serde_json::to_vec(&rec).map_err(|e| ApiError::internal(&e))?;
+                if backend
+                    .replace(&key, body, &etag)
+                    .await
+                    .map_err(store_error)?
+                {
+                    Ok(rec)
+                } else {
+                    Err(used())
+                }
+            }
+        }
+    }
+
+    async fn finish(&self, id: &str, result: serde_json::Value, keep_s: u64) {
+        match self {
+            SessionStore::Memory(m) => m.finish(id, result, keep_s),
+            SessionStore::Objects { backend, prefix } => {
+                let key = Self::key(prefix, id);
+                let done = async {
+                    let (mut rec, etag) = Self::read(backend.as_ref(), &key)
+                        .await?
+                        .ok_or_else(not_found)?;
+                    rec.phase = Phase::Done(Arc::new(result));
+                    rec.forget_ms = now_ms() + keep_s * 1000;
+                    let body = serde_json::to_vec(&rec).map_err(|e| ApiError::internal(&e))?;
+                    backend
+                        .replace(&key, body, &etag)
+                        .await
+                        .map_err(store_error)
+                };
+                match done.await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(session_id = %id, "session result not written: the record changed"),
+                    Err(e) => tracing::error!(session_id = %id, error = ?e.detail, "session result not written"),
+                }
+            }
+        }
+    }
+
+    async fn result(&self, id: &str) -> Result<Arc<serde_json::Value>, ApiError> {
+        match self {
+            SessionStore::Memory(m) => m.result(id),
+            SessionStore::Objects { backend, prefix } => {
+                let (rec, _) = Self::read(backend.as_ref(), &Self::key(prefix, id))
+                    .await?
+                    .ok_or_else(not_found)?;
+                result_of(&rec, now_ms())
+            }
+        }
+    }
+
+    async fn failures(&self, client: &str, window_ms: u64) -> Result<(usize, u64), ApiError> {
+        match self {
+            SessionStore::Memory(m) => Ok(m.failures(client, window_ms)),
+            SessionStore::Objects { backend, prefix } => {
+                let dir = format!("{prefix}failures/{}/", client_digest(client));
+                let keys = backend.list(&dir, 1000).await.map_err(store_error)?;
+                let now = now_ms();
+                let mut recent: Vec<u64> = keys
+                    .iter()
+                    .filter_map(|k| k.strip_prefix(&dir)?.split('-').next()?.parse().ok())
+                    .filter(|t: &u64| t + window_ms > now)
+                    .collect();
+                recent.sort_unstable();
+                let wait = recent
+                    .first()
+                    .map_or(0, |t| (t + window_ms).saturating_sub(now));
+                Ok((recent.len(), wait))
+            }
+        }
+    }
+
+    async fn record_failure(&self, client: &str) {
+        match self {
+            SessionStore::Memory(m) => m.record_failure(client),
+            SessionStore::Objects { backend, prefix } => {
+                let key = format!(
+                    "{prefix}failures/{}/{:013}-{}",
+                    client_digest(client),
+                    now_ms(),
+                    random_u64().map_or(0, |r| r % 1_000_000)
+                );
+                if let Err(e) = backend.create(&key, Vec::new()).await {
+                    tracing::error!(error = %e.message, "failure marker not written");
+                }
+            }
+        }
+    }
+}
+
+fn used() -> ApiError {
+    ApiError::new(
+        ErrorKind::SessionUsed,
+        "the session was verified already; create a new one",
+    )
+}
+
+/// A pending, unexpired record may be consumed.
+fn check_pending(r: &Record, now: u64) -> Result<(), ApiError> {
+    match r.phase {
+        Phase::Pending if now <= r.expires_ms => Ok(()),
+        Phase::Pending => Err(ApiError::new(
+            ErrorKind::SessionExpired,
+            "the session expired before it was verified; create a new one",
+        )),
+        _ => Err(used()),
+    }
+}
+
+fn result_of(r: &Record, now: u64) -> Result<Arc<serde_json::Value>, ApiError> {
+    match &r.phase {
+        Phase::Done(v) => Ok(v.clone()),
+        Phase::Pending if now > r.expires_ms => Err(ApiError::new(
+            ErrorKind::SessionExpired,
+            "the session expired without being verified",
+        )),
+        _ => Err(ApiError::new(
+            ErrorKind::SessionPending,
+            "the session has not been verified yet",
+        )),
+    }
 }
 
 /// The in-process session store.
@@ -132,22 +364,10 @@ impl MemoryStore {
     /// Pending → Verifying, once. The record's steps and nonce for the attempt.
     fn begin(&self, id: &str) -> Result<Record, ApiError> {
         let mut m = self.lock();
-        let now = now_ms();
         let r = m.get_mut(id).ok_or_else(not_found)?;
-        match r.phase {
-            Phase::Pending if now <= r.expires_ms => {
-                r.phase = Phase::Verifying;
-                Ok(r.clone())
-            }
-            Phase::Pending => Err(ApiError::new(
-                ErrorKind::SessionExpired,
-                "the session expired before it was verified; create a new one",
-            )),
-            _ => Err(ApiError::new(
-                ErrorKind::SessionUsed,
-                "the session was verified already; create a new one",
-            )),
-        }
+        check_pending(r, now_ms())?;
+        r.phase = Phase::Verifying;
+        Ok(r.clone())
     }
 
     fn finish(&self, id: &str, result: serde_json::Value, keep_s: u64) {
@@ -160,17 +380,7 @@ impl MemoryStore {
     fn result(&self, id: &str) -> Result<Arc<serde_json::Value>, ApiError> {
         let m = self.lock();
         let r = m.get(id).ok_or_else(not_found)?;
-        match &r.phase {
-            Phase::Done(v) => Ok(v.clone()),
-            Phase::Pending if now_ms() > r.expires_ms => Err(ApiError::new(
-                ErrorKind::SessionExpired,
-                "the session expired without being verified",
-            )),
-            _ => Err(ApiError::new(
-                ErrorKind::SessionPending,
-                "the session has not been verified yet",
-            )),
-        }
+        result_of(r, now_ms())
     }
 
     /// Failures of `client` within the window, after forgetting older ones.
@@ -338,17 +548,18 @@ fn rfc3339(ms: u64) -> String {
     )
 )]
 pub(crate) async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match create_inner(&state, &req) {
+    match create_inner(&state, &req).await {
         Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn rate_limited(state: &AppState, client: &str) -> Result<(), ApiError> {
+async fn rate_limited(state: &AppState, client: &str) -> Result<(), ApiError> {
     let cfg = &state.server.sessions;
     let (n, wait_ms) = state
         .sessions
-        .failures(client, cfg.failure_window_s * 1000);
+        .failures(client, cfg.failure_window_s * 1000)
+        .await?;
     if n >= cfg.max_failures {
         let mut e = ApiError::new(
             ErrorKind::TooManyFailures,
@@ -363,9 +574,9 @@ fn rate_limited(state: &AppState, client: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn create_inner(state: &AppState, req: &Request) -> Result<SessionCreated, ApiError> {
+async fn create_inner(state: &AppState, req: &Request) -> Result<SessionCreated, ApiError> {
     let cfg = &state.server.sessions;
-    rate_limited(state, &client_key(req))?;
+    rate_limited(state, &client_key(req)).await?;
     let id = random_id()?;
     let steps = match &cfg.fixed_steps {
         Some(s) => s.clone(),
@@ -374,18 +585,21 @@ fn create_inner(state: &AppState, req: &Request) -> Result<SessionCreated, ApiEr
     let nonce = format!("{:016x}", random_u64()?);
     let created_ms = now_ms();
     let expires_ms = created_ms + cfg.ttl_s * 1000;
-    state.sessions.insert(
-        id.clone(),
-        Record {
-            steps: steps.clone(),
-            nonce: nonce.clone(),
-            created_ms,
-            expires_ms,
-            phase: Phase::Pending,
-            forget_ms: expires_ms + cfg.result_ttl_s * 1000,
-        },
-        cfg.max_sessions,
-    )?;
+    state
+        .sessions
+        .insert(
+            id.clone(),
+            Record {
+                steps: steps.clone(),
+                nonce: nonce.clone(),
+                created_ms,
+                expires_ms,
+                phase: Phase::Pending,
+                forget_ms: expires_ms + cfg.result_ttl_s * 1000,
+            },
+            cfg.max_sessions,
+        )
+        .await?;
     tracing::info!(session_id = %id, steps = ?steps.iter().map(|s| s.as_str()).collect::<Vec<_>>(), "session created");
     Ok(SessionCreated {
         session_id: id,
@@ -561,9 +775,9 @@ async fn verify_inner(
 ) -> Result<SessionVerdict, ApiError> {
     check_id(id)?;
     let cfg = state.server.sessions.clone();
-    rate_limited(state, client)?;
+    rate_limited(state, client).await?;
     // Single use: the session is consumed before its frames are read.
-    let rec = state.sessions.begin(id)?;
+    let rec = state.sessions.begin(id).await?;
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -581,19 +795,27 @@ async fn verify_inner(
                 format!("the frames are over the session's limit of {limit} bytes"),
             )
         });
-    let fail = |e: ApiError| {
-        state.sessions.record_failure(client);
-        state.sessions.finish(
-            id,
-            serde_json::json!({"session_id": id, "status": "ERROR", "error": e.body().error}),
-            cfg.result_ttl_s,
-        );
+    let keep_s = cfg.result_ttl_s;
+    let fail = |e: ApiError| async move {
+        state.sessions.record_failure(client).await;
+        state
+            .sessions
+            .finish(
+                id,
+                serde_json::json!({"session_id": id, "status": "ERROR", "error": e.body().error}),
+                keep_s,
+            )
+            .await;
         e
     };
-    let body = body.map_err(fail)?;
-    let frames = read_frames(&ctype, body, cfg.rules.max_frames)
-        .await
-        .map_err(fail)?;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return Err(fail(e).await),
+    };
+    let frames = match read_frames(&ctype, body, cfg.rules.max_frames).await {
+        Ok(f) => f,
+        Err(e) => return Err(fail(e).await),
+    };
     let _permit = state
         .permits
         .acquire()
@@ -620,7 +842,7 @@ async fn verify_inner(
         Err((i, e)) => {
             let mut api = ApiError::from(&e);
             api.message = format!("frame {i}: {}", api.message);
-            return Err(fail(api));
+            return Err(fail(api).await);
         }
     };
     let verdict = SessionVerdict {
@@ -630,7 +852,7 @@ async fn verify_inner(
         retry_hint: hint(&decision),
     };
     if decision.status != SessionStatus::Live {
-        state.sessions.record_failure(client);
+        state.sessions.record_failure(client).await;
     }
     let result = serde_json::json!({
         "session_id": id,
@@ -644,7 +866,7 @@ async fn verify_inner(
         "timings": {"analyse_ms": analyse_ms, "frames": observed.len()},
         "models": state.pipeline.models(),
     });
-    state.sessions.finish(id, result, cfg.result_ttl_s);
+    state.sessions.finish(id, result, cfg.result_ttl_s).await;
     Ok(verdict)
 }
 
@@ -671,7 +893,11 @@ pub(crate) async fn result(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Response {
-    match check_id(&id).and_then(|_| state.sessions.result(&id)) {
+    let got = match check_id(&id) {
+        Ok(()) => state.sessions.result(&id).await,
+        Err(e) => Err(e),
+    };
+    match got {
         Ok(v) => Json(v.as_ref().clone()).into_response(),
         Err(e) => e.into_response(),
     }

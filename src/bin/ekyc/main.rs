@@ -158,8 +158,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let pipeline = config.load_pipeline().await.context("loading models")?;
                 let uploads = config.uploads().await;
-                let state =
-                    ekyc_http::AppState::new_with_uploads(pipeline, config.server()?, uploads)?;
+                let sessions = config.session_store().await;
+                let state = ekyc_http::AppState::new_with_stores(
+                    pipeline,
+                    config.server()?,
+                    uploads,
+                    sessions,
+                )?;
                 ekyc_http::serve(state)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
