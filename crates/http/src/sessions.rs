@@ -548,7 +548,9 @@ fn rfc3339(ms: u64) -> String {
     )
 )]
 pub(crate) async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match create_inner(&state, &req).await {
+    let client = client_key(&req);
+    drop(req);
+    match create_inner(&state, &client).await {
         Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -574,9 +576,9 @@ async fn rate_limited(state: &AppState, client: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn create_inner(state: &AppState, req: &Request) -> Result<SessionCreated, ApiError> {
+async fn create_inner(state: &AppState, client: &str) -> Result<SessionCreated, ApiError> {
     let cfg = &state.server.sessions;
-    rate_limited(state, &client_key(req)).await?;
+    rate_limited(state, client).await?;
     let id = random_id()?;
     let steps = match &cfg.fixed_steps {
         Some(s) => s.clone(),
