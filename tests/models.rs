@@ -84,8 +84,8 @@ fn provisions_from_the_mirror_then_finds_files_present() {
     }
     let dir = models_dir(|m| m);
     let got = fetch(dir.path(), false).expect("fetch");
-    // Two detectors, two liveness models, the face mesh and the iris model.
-    assert_eq!(got.len(), 6);
+    // Two detectors, two liveness models, the face mesh, the iris model and the face embedding.
+    assert_eq!(got.len(), 7);
     assert!(
         got.iter().all(|(_, o)| matches!(o, Origin::Mirror(_))),
         "{got:?}"
@@ -101,7 +101,7 @@ fn provisions_from_the_mirror_then_finds_files_present() {
         &provision::entries(&m, &[], false).expect("entries"),
     )
     .expect("verify");
-    assert_eq!(verified.len(), 6);
+    assert_eq!(verified.len(), 7);
     load(dir.path(), &[]).expect("load");
 }
 
