@@ -28,7 +28,8 @@ BASE="http://127.0.0.1:$PORT"
 mkdir -p "$EKYC_ARTIFACTS"
 LOG="$EKYC_ARTIFACTS/server.log"
 
-EKYC_DEMO=true ./target/debug/ekyc serve --host 127.0.0.1 --port "$PORT" --models-dir "$ROOT/models" >"$LOG" 2>&1 &
+# EKYC_SESSION_FIXED_STEPS: the guided-check test feeds a clip that turns to the right (tests only).
+EKYC_SESSION_FIXED_STEPS=TURN_RIGHT,CENTER EKYC_DEMO=true ./target/debug/ekyc serve --host 127.0.0.1 --port "$PORT" --models-dir "$ROOT/models" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true

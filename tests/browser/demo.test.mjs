@@ -221,7 +221,7 @@ test("keyboard: every control is reachable with Tab and shows a focus outline", 
   const { page } = await open(context);
   try {
     const seen = [];
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 16; i++) {
       await page.keyboard.press("Tab");
       const f = await page.evaluate(() => {
         const a = document.activeElement;
@@ -233,7 +233,7 @@ test("keyboard: every control is reachable with Tab and shows a focus outline", 
         assert.ok(f.outline !== "none" && f.width >= 2, `no visible focus on #${f.id}: ${JSON.stringify(f)}`);
       }
     }
-    for (const id of ["camera-start", "file", "checks"]) assert.ok(seen.includes(id), `Tab never reached #${id}: ${seen}`);
+    for (const id of ["camera-start", "file", "checks", "session-start"]) assert.ok(seen.includes(id), `Tab never reached #${id}: ${seen}`);
   } finally {
     await context.close();
   }
@@ -375,5 +375,134 @@ test("camera: fake device fed from a face image, capture, verdict", async () => 
     assert.deepEqual(page.problems, []);
   } finally {
     await camBrowser.close();
+  }
+});
+
+/**
+ * Decode images in the browser and write them as one Y4M (I420) video, 30 fps. Each frame gets a
+ * 16x16 corner block of its own grey level (as sensor noise makes every real camera frame
+ * different), so a frame the fake camera plays twice is not sent twice as identical pixels.
+ */
+async function makeY4mFrames(images, out, width) {
+  const context = await browser.newContext();
+  const { page } = await open(context);
+  const fd = fs.openSync(out, "w");
+  try {
+    let header = false;
+    for (let n = 0; n < images.length; n++) {
+      const b64 = fs.readFileSync(images[n]).toString("base64");
+      const { w, h, rgba } = await page.evaluate(
+        async ([b64, width]) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const bm = await createImageBitmap(new Blob([bytes]), { imageOrientation: "from-image" });
+          const w = width & ~1;
+          const h = Math.round((bm.height * w) / bm.width) & ~1;
+          const c = new OffscreenCanvas(w, h);
+          const g = c.getContext("2d");
+          g.drawImage(bm, 0, 0, w, h);
+          const d = g.getImageData(0, 0, w, h).data;
+          let s = "";
+          for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+          return { w, h, rgba: btoa(s) };
+        },
+        [b64, width],
+      );
+      const px = Buffer.from(rgba, "base64");
+      const Y = Buffer.alloc(w * h), U = Buffer.alloc((w / 2) * (h / 2)), V = Buffer.alloc((w / 2) * (h / 2));
+      const clamp = (x) => Math.max(0, Math.min(255, Math.round(x)));
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const i = (y * w + x) * 4;
+          Y[y * w + x] = clamp(16 + (65.738 * px[i] + 129.057 * px[i + 1] + 25.064 * px[i + 2]) / 256);
+        }
+      }
+      for (let y = 0; y < h; y += 2) {
+        for (let x = 0; x < w; x += 2) {
+          let r = 0, g = 0, b = 0;
+          for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+            const i = ((y + dy) * w + x + dx) * 4;
+            r += px[i]; g += px[i + 1]; b += px[i + 2];
+          }
+          r /= 4; g /= 4; b /= 4;
+          const j = (y / 2) * (w / 2) + x / 2;
+          U[j] = clamp(128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256);
+          V[j] = clamp(128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256);
+        }
+      }
+      for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) Y[y * w + x] = 16 + ((n * 37) % 220);
+      if (!header) {
+        fs.writeSync(fd, Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`));
+        header = true;
+      }
+      fs.writeSync(fd, Buffer.concat([Buffer.from("FRAME\n"), Y, U, V]));
+    }
+  } finally {
+    fs.closeSync(fd);
+    await context.close();
+  }
+}
+
+/** Run the guided check with a fake camera playing `y4m`; the status and the page's message. */
+async function guidedCheck(y4m, stepMs) {
+  const camBrowser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BASE_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${y4m}`],
+  });
+  try {
+    const context = await camBrowser.newContext({ viewport: { width: 1280, height: 1100 } });
+    await context.grantPermissions(["camera"], { origin: BASE });
+    const page = await context.newPage();
+    page.problems = [];
+    page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
+    await page.goto(`${BASE}/?step_ms=${stepMs}`);
+    await page.locator("#session-start").focus();
+    await page.keyboard.press("Enter");
+    // The instruction is announced (role=status) while the steps run.
+    await page.waitForFunction(() => /Step 1 of/.test(document.getElementById("session-msg").textContent), null, { timeout: 30_000 });
+    await page.waitForFunction(() => ["done", "error"].includes(document.getElementById("session-result").dataset.state), null, { timeout: TIMEOUT });
+    const state = await page.locator("#session-result").getAttribute("data-state");
+    const msg = await page.locator("#session-msg").innerText();
+    assert.equal(state, "done", `guided check failed: ${msg}`);
+    const status = await page.locator("#session-result").getAttribute("data-status");
+    assert.deepEqual(page.problems, []);
+    return { page, status, msg, close: () => camBrowser.close() };
+  } catch (e) {
+    await camBrowser.close();
+    throw e;
+  }
+}
+
+const CLIP = process.env.EKYC_CLIP_DIR || path.resolve(FACES, "..", "video", "hamilton");
+
+test("guided check: the clip through a fake camera is LIVE; a still photo is not", { skip: !fs.existsSync(CLIP) && "no ../shared/testdata/video/hamilton" }, async () => {
+  // Frames 100-190 forward then back (6 s at 30 fps): the performer faces the camera, turns to his
+  // right, comes back (the server's test challenge is TURN_RIGHT, CENTER: EKYC_SESSION_FIXED_STEPS
+  // in tools/browser-test.sh); 2 steps x 2.5 s of recording holds the whole move wherever the loop
+  // starts.
+  const order = [];
+  for (let i = 100; i <= 190; i++) order.push(i);
+  for (let i = 189; i > 100; i--) order.push(i);
+  const clipY4m = path.join(tmp, "clip.y4m");
+  await makeY4mFrames(order.map((i) => path.join(CLIP, `frame_${String(i).padStart(4, "0")}.jpg`)), clipY4m, 640);
+  const live = await guidedCheck(clipY4m, 2500);
+  try {
+    assert.equal(live.status, "LIVE", live.msg);
+    assert.equal(await live.page.locator("#session-steps li").count(), 2);
+    assert.match(await live.page.locator("#session-result details summary").innerText(), /Evidence/);
+    await shot(live.page, "guided-live.png");
+  } finally {
+    await live.close();
+  }
+  // One photo held still (the same picture, only the corner block changes).
+  const stillY4m = path.join(tmp, "still.y4m");
+  await makeY4mFrames(Array(30).fill(face("live/vietmoney_true_001.jpg")), stillY4m, 640);
+  const still = await guidedCheck(stillY4m, 1500);
+  try {
+    assert.notEqual(still.status, "LIVE", still.msg);
+    assert.match(still.msg, /moves were not seen/);
+    await shot(still.page, "guided-still.png");
+  } finally {
+    await still.close();
   }
 });
