@@ -775,11 +775,21 @@ async fn verify_inner(
     client: &str,
     req: Request,
 ) -> Result<SessionVerdict, ApiError> {
-    check_id(id)?;
     let cfg = state.server.sessions.clone();
-    rate_limited(state, client).await?;
-    // Single use: the session is consumed before its frames are read.
-    let rec = state.sessions.begin(id).await?;
+    // Single use: the session is consumed before its frames are read. A refusal still reads (and
+    // drops) the body, so a client that is uploading gets the JSON answer, not a reset connection.
+    let early = async {
+        check_id(id)?;
+        rate_limited(state, client).await?;
+        state.sessions.begin(id).await
+    };
+    let rec = match early.await {
+        Ok(r) => r,
+        Err(e) => {
+            crate::drain(req).await;
+            return Err(e);
+        }
+    };
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
