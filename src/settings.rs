@@ -134,7 +134,6 @@ fn parse_fusion(s: &str) -> Result<Fusion, String> {
     })
 }
 
-
 /// A fixed challenge for tests (`EKYC_SESSION_FIXED_STEPS`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FixedSteps(pub Vec<ekyc_core::session::Step>);

@@ -143,7 +143,12 @@ async fn a_session_through_the_three_api_gateway_routes() {
     let (s, v) = invoke(&event("apigw-v2-session-create.json")).await;
     assert_eq!(s, 201, "{v}");
     let id = v["session_id"].as_str().expect("session id").to_string();
-    assert!(v["challenge"]["steps"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    assert!(
+        v["challenge"]["steps"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
     // Six synthetic frames without a face: not LIVE, with reasons, no scores.
     let (s, v) = invoke(&for_session(event("apigw-v2-session-verify.json"), &id)).await;
     assert_eq!(s, 200, "{v}");
@@ -158,7 +163,11 @@ async fn a_session_through_the_three_api_gateway_routes() {
     assert!(codes.contains(&"NO_FACE"), "{v}");
     // Once only.
     let (s, v) = invoke(&for_session(event("apigw-v2-session-verify.json"), &id)).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_USED")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("SESSION_USED")),
+        "{v}"
+    );
     let (s, v) = invoke(&for_session(event("apigw-v2-session-result.json"), &id)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["frames"].as_array().map(Vec::len), Some(6), "{v}");

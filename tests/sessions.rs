@@ -73,13 +73,20 @@ fn the_clip_passes_the_moves_it_performs_and_fails_others() {
     // The same face throughout: at least 80 % of the frames match the identity template (a hand
     // or the microphone in front of the face lowers a few).
     let sims: Vec<f32> = d.identity_similarity.iter().flatten().copied().collect();
-    let matching = sims.iter().filter(|s| **s >= rules.min_identity_similarity).count();
+    let matching = sims
+        .iter()
+        .filter(|s| **s >= rules.min_identity_similarity)
+        .count();
     assert!(matching * 5 >= sims.len() * 4, "{sims:?}");
     // The turn is to the person's right: positive mesh yaw.
     assert!(d.steps[0].value.is_some_and(|v| v > 20.0), "{:?}", d.steps);
     for steps in CLIP_NOT_PERFORMED {
         let d = decide(&parse_steps(steps).expect("steps"), &obs, &rules);
-        assert_eq!(codes(&d), vec![SessionCode::ChallengeNotMet], "{steps}: {d:?}");
+        assert_eq!(
+            codes(&d),
+            vec![SessionCode::ChallengeNotMet],
+            "{steps}: {d:?}"
+        );
         assert_eq!(d.status, SessionStatus::Retry);
     }
     // Past the shot change (the audience): several faces, other people.
@@ -98,7 +105,10 @@ fn moved(img: &image::RgbImage, deg: f32, scale: f32, dx: f32, dy: f32) -> Vec<u
     let out = image::RgbImage::from_fn(img.width(), img.height(), |x, y| {
         // Inverse map: output pixel → source pixel.
         let (u, v) = (x as f32 - w / 2.0 - dx, y as f32 - h / 2.0 - dy);
-        let (sx, sy) = ((c * u + s * v) / scale + w / 2.0, (-s * u + c * v) / scale + h / 2.0);
+        let (sx, sy) = (
+            (c * u + s * v) / scale + w / 2.0,
+            (-s * u + c * v) / scale + h / 2.0,
+        );
         if sx < 0.0 || sy < 0.0 || sx >= w - 1.0 || sy >= h - 1.0 {
             return image::Rgb([128, 128, 128]);
         }
@@ -114,13 +124,16 @@ fn moved(img: &image::RgbImage, deg: f32, scale: f32, dx: f32, dy: f32) -> Vec<u
         }))
     });
     let mut buf = std::io::Cursor::new(Vec::new());
-    out.write_to(&mut buf, image::ImageFormat::Png).expect("png");
+    out.write_to(&mut buf, image::ImageFormat::Png)
+        .expect("png");
     buf.into_inner()
 }
 
 /// Ten frames of `rel` moved along a path that would fake every step if 2-D motion counted.
 fn moved_frames(rel: &str) -> Vec<(Vec<u8>, u64)> {
-    let img = image::load_from_memory(&read(rel)).expect("decode").to_rgb8();
+    let img = image::load_from_memory(&read(rel))
+        .expect("decode")
+        .to_rgb8();
     let path: [(f32, f32, f32, f32); 10] = [
         (0.0, 1.0, 0.0, 0.0),
         (0.0, 1.0, 40.0, 0.0),
@@ -147,7 +160,11 @@ fn a_still_picture_moved_in_2d_does_not_turn_its_head() {
     let obs = observe(&moved_frames(common::LIVE));
     let yaws: Vec<f32> = obs.iter().filter_map(|o| o.yaw_deg).collect();
     let pitches: Vec<f32> = obs.iter().filter_map(|o| o.pitch_deg).collect();
-    assert_eq!(yaws.len(), obs.len(), "a face and a pose in every frame: {obs:?}");
+    assert_eq!(
+        yaws.len(),
+        obs.len(),
+        "a face and a pose in every frame: {obs:?}"
+    );
     let spread = |v: &[f32]| {
         v.iter().copied().fold(f32::NEG_INFINITY, f32::max)
             - v.iter().copied().fold(f32::INFINITY, f32::min)
@@ -155,11 +172,20 @@ fn a_still_picture_moved_in_2d_does_not_turn_its_head() {
     // In-plane rotation, translation and scaling leave the mesh's yaw and pitch (nearly) alone:
     // well under the 15° a turn needs.
     assert!(spread(&yaws) < 8.0, "yaw moved with a 2-D motion: {yaws:?}");
-    assert!(spread(&pitches) < 8.0, "pitch moved with a 2-D motion: {pitches:?}");
+    assert!(
+        spread(&pitches) < 8.0,
+        "pitch moved with a 2-D motion: {pitches:?}"
+    );
     let rules = SessionRules::default();
-    for steps in ["TURN_LEFT,CENTER,TURN_RIGHT,CENTER", "LOOK_UP,CENTER,BLINK,CENTER"] {
+    for steps in [
+        "TURN_LEFT,CENTER,TURN_RIGHT,CENTER",
+        "LOOK_UP,CENTER,BLINK,CENTER",
+    ] {
         let d = decide(&parse_steps(steps).expect("steps"), &obs, &rules);
-        assert!(codes(&d).contains(&SessionCode::ChallengeNotMet), "{steps}: {d:?}");
+        assert!(
+            codes(&d).contains(&SessionCode::ChallengeNotMet),
+            "{steps}: {d:?}"
+        );
         assert_ne!(d.status, SessionStatus::Live);
     }
 }
@@ -184,7 +210,12 @@ fn a_spoof_moved_through_the_steps_is_not_live_and_two_people_are_not_one() {
         "live/vietmoney_true_003.jpg"
     });
     let frames: Vec<(Vec<u8>, u64)> = (0..6)
-        .map(|i| (if i % 2 == 0 { a.clone() } else { b.clone() }, 100 * i as u64))
+        .map(|i| {
+            (
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+                100 * i as u64,
+            )
+        })
         .collect();
     let d = decide(&steps, &observe(&frames), &rules);
     let c = codes(&d);
@@ -196,7 +227,11 @@ fn a_spoof_moved_through_the_steps_is_not_live_and_two_people_are_not_one() {
 // ---- over HTTP ----
 
 fn start(fixed_steps: Option<&str>, ttl_s: u64) -> String {
-    start_with_store(fixed_steps, ttl_s, ekyc_http::sessions::SessionStore::default())
+    start_with_store(
+        fixed_steps,
+        ttl_s,
+        ekyc_http::sessions::SessionStore::default(),
+    )
 }
 
 /// A server with its sessions in `store` (this process's memory, or S3).
@@ -207,8 +242,8 @@ fn start_with_store(
 ) -> String {
     let mut c = settings();
     c.server.session_ttl_s = ttl_s;
-    c.server.session_fixed_steps = fixed_steps
-        .map(|s| ekyc_liveness::settings::FixedSteps(parse_steps(s).expect("steps")));
+    c.server.session_fixed_steps =
+        fixed_steps.map(|s| ekyc_liveness::settings::FixedSteps(parse_steps(s).expect("steps")));
     let pipeline = c.load_local_pipeline().expect("models");
     let state = ekyc_http::AppState::new_with_stores(
         pipeline,
@@ -270,7 +305,12 @@ fn attempt(frames: &[(Vec<u8>, u64)]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={BOUNDARY}"), b)
 }
 
-fn verify(base: &str, id: &str, device: &str, frames: &[(Vec<u8>, u64)]) -> (u16, Value, Option<String>) {
+fn verify(
+    base: &str,
+    id: &str,
+    device: &str,
+    frames: &[(Vec<u8>, u64)],
+) -> (u16, Value, Option<String>) {
     let (ctype, body) = attempt(frames);
     call(
         ureq::post(&format!("{base}/v1/sessions/{id}/verify")).set("X-Device-Id", device),
@@ -290,28 +330,50 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
     assert_eq!(id.len(), 32);
     let steps = v["challenge"]["steps"].as_array().expect("steps");
     assert!(steps.len() == 4 || steps.len() == 6, "{v}");
-    assert!(steps.iter().skip(1).step_by(2).all(|s| s == "CENTER"), "{v}");
-    assert!(v["challenge"]["nonce"].as_str().is_some_and(|n| n.len() == 16));
+    assert!(
+        steps.iter().skip(1).step_by(2).all(|s| s == "CENTER"),
+        "{v}"
+    );
+    assert!(v["challenge"]["nonce"]
+        .as_str()
+        .is_some_and(|n| n.len() == 16));
     assert_eq!(v["limits"]["max_bytes"], 6 * 1024 * 1024);
     assert!(v["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
     // Not verified yet.
     let (s, v, _) = call(ureq::get(&format!("{base}/v1/sessions/{id}/result")), None);
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_PENDING")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("SESSION_PENDING"))
+    );
 
     // A still picture sent as every frame: repeated frames, the challenge not met, not LIVE.
     let still: Vec<(Vec<u8>, u64)> = (0..8).map(|i| (read(common::LIVE), 100 * i)).collect();
     let (s, v, _) = verify(&base, &id, "dev-a", &still);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "SPOOF", "{v}");
-    let got: Vec<&str> = v["reasons"].as_array().expect("reasons").iter().filter_map(|r| r["code"].as_str()).collect();
-    assert!(got.contains(&"FRAMES_REPEATED") && got.contains(&"CHALLENGE_NOT_MET"), "{v}");
-    assert!(v.get("liveness_score").is_none() && !v.to_string().contains("score"), "no scores to the client: {v}");
+    let got: Vec<&str> = v["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(
+        got.contains(&"FRAMES_REPEATED") && got.contains(&"CHALLENGE_NOT_MET"),
+        "{v}"
+    );
+    assert!(
+        v.get("liveness_score").is_none() && !v.to_string().contains("score"),
+        "no scores to the client: {v}"
+    );
     assert!(v["retry_hint"].as_str().is_some());
     // The backend's evidence.
     let (s, r, _) = call(ureq::get(&format!("{base}/v1/sessions/{id}/result")), None);
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["frames"].as_array().map(Vec::len), Some(8));
-    assert!(r["evidence"]["steps"].is_array() && r["models"].is_array(), "{r}");
+    assert!(
+        r["evidence"]["steps"].is_array() && r["models"].is_array(),
+        "{r}"
+    );
     let frames = r["frames"].as_array().expect("frames");
     assert!(
         frames.iter().all(|f| f.get("embedding").is_none()),
@@ -319,12 +381,24 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
     );
     // Replayed: 409.
     let (s, v, _) = verify(&base, &id, "dev-a", &still);
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_USED")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("SESSION_USED")),
+        "{v}"
+    );
     // Unknown and malformed ids.
     let (s, v, _) = verify(&base, &"0".repeat(32), "dev-a", &still);
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("SESSION_NOT_FOUND")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("SESSION_NOT_FOUND")),
+        "{v}"
+    );
     let (s, v, _) = verify(&base, "nope", "dev-a", &still);
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("BAD_SESSION_ID")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("BAD_SESSION_ID")),
+        "{v}"
+    );
     // A frame that is not an image: the decode error, naming the frame.
     let (s, v, _) = create(&base, "dev-b");
     assert_eq!(s, 201);
@@ -333,7 +407,12 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
     bad[3].0 = b"not an image at all".to_vec();
     let (s, v, _) = verify(&base, &id2, "dev-b", &bad);
     assert_eq!(s, 415, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| m.starts_with("frame 3:")), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("frame 3:")),
+        "{v}"
+    );
 
     // Expiry: a session with a 0 s lifetime cannot be verified a second later.
     let short = start(None, 0);
@@ -341,7 +420,11 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
     let id3 = v["session_id"].as_str().expect("id").to_string();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let (s, v, _) = verify(&short, &id3, "dev-c", &still);
-    assert_eq!((s, v["error"]["code"].as_str()), (410, Some("SESSION_EXPIRED")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (410, Some("SESSION_EXPIRED")),
+        "{v}"
+    );
 
     // The failure limit: five failed sessions from one device, then 429 with Retry-After; another
     // device is not affected.
@@ -353,8 +436,14 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
         assert_eq!((s, v["status"].as_str()), (200, Some("SPOOF")), "{v}");
     }
     let (s, v, retry) = create(&limited, "dev-d");
-    assert_eq!((s, v["error"]["code"].as_str()), (429, Some("TOO_MANY_FAILURES")), "{v}");
-    assert!(retry.and_then(|r| r.parse::<u32>().ok()).is_some_and(|r| r >= 1 && r <= 180));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("TOO_MANY_FAILURES")),
+        "{v}"
+    );
+    assert!(retry
+        .and_then(|r| r.parse::<u32>().ok())
+        .is_some_and(|r| (1..=180).contains(&r)));
     let (s, _, _) = create(&limited, "dev-e");
     assert_eq!(s, 201);
 }
@@ -371,7 +460,12 @@ fn the_clip_is_live_through_the_server_with_the_seeded_challenge() {
     let base = start(Some(CLIP_STEPS), 180);
     let (s, v, _) = create(&base, "dev-clip");
     assert_eq!(s, 201, "{v}");
-    let steps: Vec<&str> = v["challenge"]["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+    let steps: Vec<&str> = v["challenge"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(steps.join(","), CLIP_STEPS);
     let id = v["session_id"].as_str().expect("id").to_string();
     let frames = clip(CLIP_FROM, CLIP_TO, CLIP_EVERY);
@@ -380,7 +474,12 @@ fn the_clip_is_live_through_the_server_with_the_seeded_challenge() {
     assert!(v["retry_hint"].is_null());
     let (s, r, _) = call(ureq::get(&format!("{base}/v1/sessions/{id}/result")), None);
     assert_eq!(s, 200);
-    let done: Vec<bool> = r["evidence"]["steps"].as_array().expect("steps").iter().map(|s| s["done"] == true).collect();
+    let done: Vec<bool> = r["evidence"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["done"] == true)
+        .collect();
     assert!(done.iter().all(|d| *d), "{r}");
     assert!(r["evidence"]["reference_frame"].is_number(), "{r}");
 }
@@ -400,18 +499,29 @@ fn sessions_in_s3_are_shared_by_two_instances_and_used_once() {
         prefix: "sessions/".into(),
     };
     // Two instances (as two Lambda execution environments) over one bucket.
-    let (a, b) = (start_with_store(None, 180, store()), start_with_store(None, 180, store()));
+    let (a, b) = (
+        start_with_store(None, 180, store()),
+        start_with_store(None, 180, store()),
+    );
     let (s, v, _) = create(&a, "dev-s3");
     assert_eq!(s, 201, "{v}");
     let id = v["session_id"].as_str().expect("id").to_string();
     let (s, v, _) = call(ureq::get(&format!("{b}/v1/sessions/{id}/result")), None);
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_PENDING")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("SESSION_PENDING")),
+        "{v}"
+    );
     let still: Vec<(Vec<u8>, u64)> = (0..6).map(|i| (read(common::LIVE), 100 * i)).collect();
     // Created on one instance, verified on the other.
     let (s, v, _) = verify(&b, &id, "dev-s3", &still);
     assert_eq!((s, v["status"].as_str()), (200, Some("SPOOF")), "{v}");
     let (s, v, _) = verify(&a, &id, "dev-s3", &still);
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("SESSION_USED")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("SESSION_USED")),
+        "{v}"
+    );
     let (s, r, _) = call(ureq::get(&format!("{a}/v1/sessions/{id}/result")), None);
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["frames"].as_array().map(Vec::len), Some(6));
@@ -441,7 +551,7 @@ fn sessions_in_s3_are_shared_by_two_instances_and_used_once() {
     let (_, v, _) = create(&a, "dev-race");
     let id = v["session_id"].as_str().expect("id").to_string();
     let (ta, tb) = {
-        let (a, b, id2, id3) = (a.clone(), b.clone(), id.clone(), id.clone());
+        let (a, b, id2, id3) = (a.clone(), b.clone(), id.clone(), id);
         let fa = still.clone();
         let fb = still.clone();
         (
@@ -468,7 +578,11 @@ fn sessions_in_s3_are_shared_by_two_instances_and_used_once() {
     }
     for srv in [&a, &b] {
         let (s, v, retry) = create(srv, "dev-s3");
-        assert_eq!((s, v["error"]["code"].as_str()), (429, Some("TOO_MANY_FAILURES")), "{v}");
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (429, Some("TOO_MANY_FAILURES")),
+            "{v}"
+        );
         assert!(retry.is_some());
     }
 }

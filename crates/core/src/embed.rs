@@ -163,10 +163,7 @@ impl Embedder {
         input: InputSpec,
         spec: EmbeddingSpec,
     ) -> Result<Embedder, ModelError> {
-        let out: Option<usize> = plan
-            .output_shapes()
-            .first()
-            .map(|s| s.iter().product());
+        let out: Option<usize> = plan.output_shapes().first().map(|s| s.iter().product());
         if out != Some(spec.dims) || input.width != input.height {
             return Err(ModelError::IoMismatch {
                 name,
@@ -223,7 +220,12 @@ mod tests {
 
     #[test]
     fn the_fit_recovers_a_known_similarity() {
-        let from = [(38.29, 51.70), (73.53, 51.50), (56.03, 71.74), (56.14, 92.28)];
+        let from = [
+            (38.29, 51.70),
+            (73.53, 51.50),
+            (56.03, 71.74),
+            (56.14, 92.28),
+        ];
         let truth = Similarity {
             scale: 2.5,
             angle: 0.3,
@@ -234,9 +236,15 @@ mod tests {
         let fit = Similarity::fit(&from, &to).unwrap_or(truth);
         for (f, t) in from.iter().zip(&to) {
             let p = fit.apply(*f);
-            assert!((p.0 - t.0).abs() < 1e-3 && (p.1 - t.1).abs() < 1e-3, "{p:?} vs {t:?}");
+            assert!(
+                (p.0 - t.0).abs() < 1e-3 && (p.1 - t.1).abs() < 1e-3,
+                "{p:?} vs {t:?}"
+            );
         }
-        assert!((fit.scale - 2.5).abs() < 1e-5 && (fit.angle - 0.3).abs() < 1e-5, "{fit:?}");
+        assert!(
+            (fit.scale - 2.5).abs() < 1e-5 && (fit.angle - 0.3).abs() < 1e-5,
+            "{fit:?}"
+        );
         // The square an input covers: the template's centre, scaled and rotated.
         let sq = fit.square(112.0);
         assert!((sq.side - 280.0).abs() < 1e-3);
@@ -279,7 +287,11 @@ mod tests {
         // The mean of (0.6, 0.8) and (-0.8, 0.6), normalised: (-0.2, 1.4) / |…|.
         let m = Embedding::mean(&[&a, &b]).unwrap_or(Embedding(vec![]));
         let n = (0.04f32 + 1.96).sqrt();
-        assert!((m.0[0] + 0.2 / n).abs() < 1e-6 && (m.0[1] - 1.4 / n).abs() < 1e-6, "{:?}", m.0);
+        assert!(
+            (m.0[0] + 0.2 / n).abs() < 1e-6 && (m.0[1] - 1.4 / n).abs() < 1e-6,
+            "{:?}",
+            m.0
+        );
         assert_eq!(Embedding::mean(&[]), None);
         assert_eq!(Embedding::mean(&[&a, &short]), None);
     }

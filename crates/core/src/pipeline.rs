@@ -425,28 +425,28 @@ impl Pipeline {
                 })
                 .collect::<Vec<_>>()
         };
-        let mut all: Vec<Result<crate::session::FrameObservation, (usize, Error)>> =
-            if threads == 1 {
-                work(0)
-            } else {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                vec![Err((
-                                    0,
-                                    Error::Model(crate::error::ModelError::Panicked {
-                                        name: "session".into(),
-                                        what: "frame analysis",
-                                    }),
-                                ))]
-                            })
+        let mut all: Vec<Result<crate::session::FrameObservation, (usize, Error)>> = if threads == 1
+        {
+            work(0)
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            vec![Err((
+                                0,
+                                Error::Model(crate::error::ModelError::Panicked {
+                                    name: "session".into(),
+                                    what: "frame analysis",
+                                }),
+                            ))]
                         })
-                        .collect()
-                })
-            };
+                    })
+                    .collect()
+            })
+        };
         all.sort_by_key(|r| match r {
             Ok(o) => o.index,
             Err((i, _)) => *i,

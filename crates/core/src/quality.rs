@@ -856,8 +856,7 @@ pub fn lower_face_skin(img: &RgbImage, face: &Face) -> Option<f32> {
         let skin = region
             .iter()
             .filter(|s| {
-                s.2 >= SKIN_MIN_LUMA
-                    && (s.0 - skin_r).hypot(s.1 - skin_g) < SKIN_CHROMA_TOLERANCE
+                s.2 >= SKIN_MIN_LUMA && (s.0 - skin_r).hypot(s.1 - skin_g) < SKIN_CHROMA_TOLERANCE
             })
             .count();
         Some(skin as f32 / region.len() as f32)
@@ -1141,7 +1140,13 @@ mod tests {
             }
         }
         assert_eq!(lower_face_skin(&img, &f), Some(0.0));
-        let report = gate(&img, &[f.clone()], 1.0, &QualityLimits::default(), None);
+        let report = gate(
+            &img,
+            std::slice::from_ref(&f),
+            1.0,
+            &QualityLimits::default(),
+            None,
+        );
         let codes: Vec<ReasonCode> = report.reasons.iter().map(|r| r.code).collect();
         assert!(codes.contains(&ReasonCode::FaceOccluded), "{codes:?}");
         assert!(!codes.contains(&ReasonCode::TooDark), "{codes:?}");

@@ -3,8 +3,8 @@
 
 use crate::config::ModelSelection;
 use crate::detect::Detector;
-use crate::error::ModelError;
 use crate::embed::Embedder;
+use crate::error::ModelError;
 use crate::landmarks::LandmarkModel;
 use crate::liveness::LivenessModel;
 use ekyc_models::manifest::{ModelEntry, Role};
@@ -173,12 +173,8 @@ impl Registry {
                 }
                 Role::Embedding => {
                     let spec = e.embedding.clone().ok_or_else(|| lacks("embedding"))?;
-                    reg.embedder = Some(Embedder::new(
-                        e.name.clone(),
-                        plan,
-                        e.input.clone(),
-                        spec,
-                    )?);
+                    reg.embedder =
+                        Some(Embedder::new(e.name.clone(), plan, e.input.clone(), spec)?);
                 }
                 Role::Landmarks => {
                     let spec = e.landmarks.clone().ok_or_else(|| lacks("landmarks"))?;

@@ -419,7 +419,11 @@ fn blink(
 }
 
 /// Decide an attempt: `steps` as issued, `frames` in the order received.
-pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules) -> SessionDecision {
+pub fn decide(
+    steps: &[Step],
+    frames: &[FrameObservation],
+    rules: &SessionRules,
+) -> SessionDecision {
     let mut reasons = Vec::new();
     let mut reason = |code: SessionCode, message: String| {
         reasons.push(SessionReason { code, message });
@@ -496,7 +500,9 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
     );
     let base = (0.0, base_pitch.unwrap_or(0.0));
     let frontal = |f: &&&FrameObservation| match (f.yaw_deg, f.pitch_deg) {
-        (Some(y), Some(p)) => (y - base.0).abs() <= rules.center_deg && (p - base.1).abs() <= rules.center_deg,
+        (Some(y), Some(p)) => {
+            (y - base.0).abs() <= rules.center_deg && (p - base.1).abs() <= rules.center_deg
+        }
         _ => false,
     };
     // Reference frame: the sharpest frontal frame that passes the gate, else the sharpest frontal.
@@ -634,7 +640,9 @@ pub fn decide(steps: &[Step], frames: &[FrameObservation], rules: &SessionRules)
         }
     }
 
-    let quality_reasons = reference.map(|r| r.quality_reasons.clone()).unwrap_or_default();
+    let quality_reasons = reference
+        .map(|r| r.quality_reasons.clone())
+        .unwrap_or_default();
     if !quality_reasons.is_empty() {
         reason(
             SessionCode::QualityFailed,
@@ -751,7 +759,11 @@ mod tests {
     fn moves_out_of_order_or_missing_fail_the_challenge() {
         let f = frames(&[C, C, (-20.0, 0.0, 0.3), C, C, C]);
         // Asked right, performed left (negative yaw).
-        let d = decide(&[Step::TurnRight, Step::Center], &f, &SessionRules::default());
+        let d = decide(
+            &[Step::TurnRight, Step::Center],
+            &f,
+            &SessionRules::default(),
+        );
         assert_eq!(codes(&d), vec![SessionCode::ChallengeNotMet]);
         assert_eq!(d.status, SessionStatus::Retry);
         // Asked left then up: the left turn is there, the look up is not.
@@ -764,7 +776,11 @@ mod tests {
         assert!(d.steps[0].done && d.steps[1].done && !d.steps[2].done);
         // A still face (no pose change at all): nothing but CENTER is ever met.
         let still = frames(&[C; 8]);
-        let d = decide(&[Step::Blink, Step::Center], &still, &SessionRules::default());
+        let d = decide(
+            &[Step::Blink, Step::Center],
+            &still,
+            &SessionRules::default(),
+        );
         assert_eq!(codes(&d), vec![SessionCode::ChallengeNotMet]);
     }
 
@@ -790,7 +806,11 @@ mod tests {
         f[4].pixel_hash = f[0].pixel_hash;
         f[2].embedding = Embedding::from_raw(vec![0.0, 1.0]);
         f[1].embedding = Embedding::from_raw(vec![0.0, 1.0]);
-        let d = decide(&[Step::TurnLeft, Step::Center], &f, &SessionRules::default());
+        let d = decide(
+            &[Step::TurnLeft, Step::Center],
+            &f,
+            &SessionRules::default(),
+        );
         let c = codes(&d);
         for want in [
             SessionCode::FramesOutOfOrder,

@@ -242,8 +242,12 @@ impl SessionStore {
                 };
                 match done.await {
                     Ok(true) => {}
-                    Ok(false) => tracing::error!(session_id = %id, "session result not written: the record changed"),
-                    Err(e) => tracing::error!(session_id = %id, error = ?e.detail, "session result not written"),
+                    Ok(false) => {
+                        tracing::error!(session_id = %id, "session result not written: the record changed");
+                    }
+                    Err(e) => {
+                        tracing::error!(session_id = %id, error = ?e.detail, "session result not written");
+                    }
                 }
             }
         }
@@ -655,16 +659,19 @@ async fn read_frames(
             ))
         })
     };
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|_| ApiError::new(ErrorKind::MalformedMultipart, "the multipart body is malformed"))?
-    {
+    while let Some(field) = mp.next_field().await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::MalformedMultipart,
+            "the multipart body is malformed",
+        )
+    })? {
         let name = field.name().unwrap_or("").to_string();
-        let data = field
-            .bytes()
-            .await
-            .map_err(|_| ApiError::new(ErrorKind::MalformedMultipart, "the multipart body is malformed"))?;
+        let data = field.bytes().await.map_err(|_| {
+            ApiError::new(
+                ErrorKind::MalformedMultipart,
+                "the multipart body is malformed",
+            )
+        })?;
         match name.as_str() {
             "frame" => {
                 if frames.len() == max_frames {
@@ -683,15 +690,17 @@ async fn read_frames(
                 }
             }
             "timestamp" => {
-                let text = std::str::from_utf8(&data)
-                    .map_err(|_| bad("timestamp must be text".into()))?;
+                let text =
+                    std::str::from_utf8(&data).map_err(|_| bad("timestamp must be text".into()))?;
                 stamps.push(parse_ms(text)?);
             }
             _ => {}
         }
     }
     if frames.is_empty() {
-        return Err(bad("no field `frame`: send the frames of the attempt".into()));
+        return Err(bad(
+            "no field `frame`: send the frames of the attempt".into()
+        ));
     }
     if stamps.len() != frames.len() {
         return Err(bad(format!(
@@ -901,10 +910,7 @@ fn status_str(s: SessionStatus) -> &'static str {
         (status = 410, description = "SESSION_EXPIRED without a verification", body = crate::error::ErrorBody),
     )
 )]
-pub(crate) async fn result(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-) -> Response {
+pub(crate) async fn result(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let got = match check_id(&id) {
         Ok(()) => state.sessions.result(&id).await,
         Err(e) => Err(e),
@@ -950,19 +956,36 @@ mod tests {
         store.insert("a".into(), rec(u64::MAX), 10).ok();
         store.insert("old".into(), rec(1), 10).ok();
         assert!(store.begin("a").is_ok());
-        assert_eq!(store.begin("a").map(|_| ()).unwrap_err().kind, ErrorKind::SessionUsed);
-        assert_eq!(store.result("a").map(|_| ()).unwrap_err().kind, ErrorKind::SessionPending);
+        assert_eq!(
+            store.begin("a").map(|_| ()).unwrap_err().kind,
+            ErrorKind::SessionUsed
+        );
+        assert_eq!(
+            store.result("a").map(|_| ()).unwrap_err().kind,
+            ErrorKind::SessionPending
+        );
         store.finish("a", serde_json::json!({"ok": true}), 60);
         assert_eq!(store.result("a").map(|v| v["ok"] == true).ok(), Some(true));
-        assert_eq!(store.begin("old").map(|_| ()).unwrap_err().kind, ErrorKind::SessionExpired);
-        assert_eq!(store.begin("nope").map(|_| ()).unwrap_err().kind, ErrorKind::SessionNotFound);
+        assert_eq!(
+            store.begin("old").map(|_| ()).unwrap_err().kind,
+            ErrorKind::SessionExpired
+        );
+        assert_eq!(
+            store.begin("nope").map(|_| ()).unwrap_err().kind,
+            ErrorKind::SessionNotFound
+        );
         // Full: forgettable records make room; live ones do not.
         let small = MemoryStore::default();
         let mut gone = rec(u64::MAX);
         gone.forget_ms = 0;
         small.insert("x".into(), gone, 1).ok();
         assert!(small.insert("y".into(), rec(u64::MAX), 1).is_ok());
-        assert_eq!(small.insert("z".into(), rec(u64::MAX), 1).map_err(|e| e.kind), Err(ErrorKind::Busy));
+        assert_eq!(
+            small
+                .insert("z".into(), rec(u64::MAX), 1)
+                .map_err(|e| e.kind),
+            Err(ErrorKind::Busy)
+        );
     }
 
     #[test]

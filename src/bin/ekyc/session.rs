@@ -44,17 +44,19 @@ pub fn run(a: SessionCheckArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", a.frames_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| ["jpg", "jpeg", "png", "webp"].contains(&x.to_ascii_lowercase().as_str()))
+            p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                ["jpg", "jpeg", "png", "webp"].contains(&x.to_ascii_lowercase().as_str())
+            })
         })
         .collect();
     files.sort();
-    let last = a.to.unwrap_or(usize::MAX).min(files.len().saturating_sub(1));
+    let last =
+        a.to.unwrap_or(usize::MAX)
+            .min(files.len().saturating_sub(1));
     let chosen: Vec<(usize, &PathBuf)> = files
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i >= a.from && *i <= last && (i - a.from) % a.every == 0)
+        .filter(|(i, _)| *i >= a.from && *i <= last && (i - a.from).is_multiple_of(a.every))
         .collect();
     let pipeline = a.config.load_local_pipeline().context("loading models")?;
     let limit = pipeline.config().limits.max_image_bytes;
@@ -62,7 +64,11 @@ pub fn run(a: SessionCheckArgs) -> Result<ExitCode> {
     for (i, p) in &chosen {
         let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
         if b.len() > limit {
-            bail!("{}: {} bytes, over the {limit}-byte limit", p.display(), b.len());
+            bail!(
+                "{}: {} bytes, over the {limit}-byte limit",
+                p.display(),
+                b.len()
+            );
         }
         bytes.push((b, (*i as f64 * 1000.0 / a.fps).round() as u64));
     }
@@ -78,7 +84,10 @@ pub fn run(a: SessionCheckArgs) -> Result<ExitCode> {
         ..SessionRules::default()
     };
     let decision = decide(&steps, &observed, &rules);
-    let files_json: Vec<String> = chosen.iter().map(|(_, p)| p.display().to_string()).collect();
+    let files_json: Vec<String> = chosen
+        .iter()
+        .map(|(_, p)| p.display().to_string())
+        .collect();
     let out = serde_json::json!({
         "status": decision.status,
         "steps": steps,
