@@ -82,6 +82,9 @@ pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, Ap
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > body_limit {
+            // Read (and drop) what the client is sending before answering, so that it reads the
+            // 413 instead of a connection reset in the middle of its upload.
+            crate::drain(req).await;
             return Err(too_large(limit));
         }
     }
