@@ -207,7 +207,8 @@ for mode, public_health, demo in itertools.product(["jwt", "iam", "none"], ["tru
     if (demo == "true") != demo_routes.issubset(routes) or (demo == "false" and demo_routes & set(routes)):
         failures.append(f"{label}: demo routes {sorted(demo_routes & set(routes))}")
     # CORS preflights are never authenticated (browsers send them without credentials).
-    public = {"OPTIONS /v1/liveness", "OPTIONS /v1/uploads", "OPTIONS /v1/results/{id}"} | (demo_routes if demo == "true" else set())
+    public = {"OPTIONS /v1/liveness", "OPTIONS /v1/uploads", "OPTIONS /v1/results/{id}",
+              "OPTIONS /v1/sessions", "OPTIONS /v1/sessions/{id}/verify", "OPTIONS /v1/sessions/{id}/result"} | (demo_routes if demo == "true" else set())
     if mode == "none" or public_health == "true":
         public.add("GET /health")
     for route, op in routes.items():
