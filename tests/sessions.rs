@@ -379,6 +379,17 @@ fn the_protocol_is_single_use_expires_and_limits_failures() {
         frames.iter().all(|f| f.get("embedding").is_none()),
         "embeddings never leave the server: {r}"
     );
+    // The reference frame and the audit frames, as the client sent them.
+    let reference = &r["reference_image"];
+    assert_eq!(reference["content_type"], "image/jpeg", "{reference}");
+    assert_eq!(reference["frame"], r["evidence"]["reference_frame"]);
+    use base64::Engine;
+    let sent = base64::engine::general_purpose::STANDARD
+        .decode(reference["data"].as_str().expect("data"))
+        .expect("base64");
+    assert_eq!(sent, read(common::LIVE));
+    let audit = r["audit_images"].as_array().expect("audit images");
+    assert!(!audit.is_empty() && audit.len() <= 4, "{}", audit.len());
     // Replayed: 409.
     let (s, v, _) = verify(&base, &id, "dev-a", &still);
     assert_eq!(

@@ -10,7 +10,9 @@
 //! object storage ([`SessionBackend`], S3 in `ekyc-aws`) for several Lambda instances: a session is
 //! one JSON object created with `If-None-Match: *` and consumed with `If-Match` on its ETag, so two
 //! verify calls on two instances cannot both run; failures are empty marker objects listed per
-//! client. Neither keeps a frame: a result holds the measurements, never pixels or embeddings.
+//! client. A result holds the measurements and, for the backend's audit, the reference frame and up
+//! to 4 audit frames as the client sent them; never an embedding. The in-process store keeps at
+//! most [`MEMORY_RESULTS_BYTES`] of such images (the oldest results lose theirs first).
 
 use crate::error::{ApiError, ErrorKind};
 use crate::uploads::{StoreError, StoreFuture};
@@ -140,8 +142,9 @@ impl Default for SessionStore {
     }
 }
 
-/// A session record is small (steps, nonce, times, and the evidence of up to `max_frames` frames).
-const MAX_RECORD_BYTES: u64 = 4 << 20;
+/// A session record: steps, nonce, times, the evidence of up to `max_frames` frames and at most 5
+/// of the attempt's frames in base64 (the attempt is at most 6 MiB: 8 MiB of base64).
+const MAX_RECORD_BYTES: u64 = 16 << 20;
 
 fn store_error(e: StoreError) -> ApiError {
     let mut chain = e.message.clone();
@@ -344,6 +347,19 @@ pub struct MemoryStore {
     failures: Mutex<HashMap<String, VecDeque<u64>>>,
 }
 
+/// Bytes of readable results the in-process store keeps (their reference and audit images are
+/// most of it); over it, the oldest results lose their images first.
+const MEMORY_RESULTS_BYTES: usize = 64 << 20;
+
+/// The size of a result's images (base64 text).
+fn image_bytes(v: &serde_json::Value) -> usize {
+    let one = |x: &serde_json::Value| x["data"].as_str().map_or(0, str::len);
+    one(&v["reference_image"])
+        + v["audit_images"]
+            .as_array()
+            .map_or(0, |a| a.iter().map(one).sum())
+}
+
 impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
@@ -375,9 +391,38 @@ impl MemoryStore {
     }
 
     fn finish(&self, id: &str, result: serde_json::Value, keep_s: u64) {
-        if let Some(r) = self.lock().get_mut(id) {
+        let mut m = self.lock();
+        if let Some(r) = m.get_mut(id) {
             r.phase = Phase::Done(Arc::new(result));
             r.forget_ms = now_ms() + keep_s * 1000;
+        }
+        // Keep the results' images within the budget: the oldest results lose theirs first.
+        let held = |m: &HashMap<String, Record>| -> usize {
+            m.values()
+                .map(|r| match &r.phase {
+                    Phase::Done(v) => image_bytes(v),
+                    _ => 0,
+                })
+                .sum()
+        };
+        let mut total = held(&m);
+        while total > MEMORY_RESULTS_BYTES {
+            let oldest = m
+                .iter()
+                .filter(|(_, r)| matches!(&r.phase, Phase::Done(v) if image_bytes(v) > 0))
+                .min_by_key(|(_, r)| r.forget_ms)
+                .map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            if let Some(r) = m.get_mut(&k) {
+                if let Phase::Done(v) = &r.phase {
+                    let mut v = v.as_ref().clone();
+                    total -= image_bytes(&v);
+                    v["reference_image"] = serde_json::Value::Null;
+                    v["audit_images"] = serde_json::json!([]);
+                    v["images_dropped"] = serde_json::Value::Bool(true);
+                    r.phase = Phase::Done(Arc::new(v));
+                }
+            }
         }
     }
 
@@ -853,12 +898,12 @@ async fn verify_inner(
         let analyse_ms = t0.elapsed().as_secs_f64() * 1e3;
         observed.map(|obs| {
             let d = decide(&steps, &obs, &rules);
-            (d, obs, analyse_ms)
+            (d, obs, analyse_ms, frames)
         })
     })
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    let (decision, observed, analyse_ms) = match outcome {
+    let (decision, observed, analyse_ms, frames) = match outcome {
         Ok(x) => x,
         Err((i, e)) => {
             let mut api = ApiError::from(&e);
@@ -886,9 +931,32 @@ async fn verify_inner(
         "frames": observed,
         "timings": {"analyse_ms": analyse_ms, "frames": observed.len()},
         "models": state.pipeline.models(),
+        "reference_image": decision.reference_frame.and_then(|i| image_json(&frames, i)),
+        "audit_images": decision
+            .audit_frames
+            .iter()
+            .filter_map(|&i| image_json(&frames, i))
+            .collect::<Vec<_>>(),
     });
     state.sessions.finish(id, result, cfg.result_ttl_s).await;
     Ok(verdict)
+}
+
+/// Frame `i` of the attempt as the client sent it (base64), for the backend's audit.
+fn image_json(frames: &[(Vec<u8>, u64)], i: usize) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let (bytes, ts) = frames.get(i)?;
+    let kind = match bytes.get(..4) {
+        Some([0xFF, 0xD8, ..]) => "image/jpeg",
+        Some([0x89, b'P', b'N', b'G']) => "image/png",
+        _ => "image/webp",
+    };
+    Some(serde_json::json!({
+        "frame": i,
+        "timestamp_ms": ts,
+        "content_type": kind,
+        "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+    }))
 }
 
 fn status_str(s: SessionStatus) -> &'static str {
