@@ -28,6 +28,8 @@ pub struct Settings {
     #[command(flatten)]
     pub decision: DecisionArgs,
     #[command(flatten)]
+    pub matching: MatchArgs,
+    #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
     pub s3: S3Args,
@@ -132,6 +134,24 @@ fn parse_fusion(s: &str) -> Result<Fusion, String> {
         let names: Vec<&str> = Fusion::ALL.iter().map(|f| f.as_str()).collect();
         format!("unknown fusion {s:?}; one of {}", names.join(", "))
     })
+}
+
+/// Face match (selfie against document).
+#[derive(Args, Clone, Debug)]
+pub struct MatchArgs {
+    /// Face-match threshold: `match = similarity >= threshold` (cosine of the embeddings);
+    /// default: the embedding model's calibrated `match_threshold` in the manifest.
+    #[arg(long, env = "EKYC_MATCH_THRESHOLD")]
+    pub match_threshold: Option<f32>,
+    /// The smallest eye distance (original pixels) of a usable document face; under it the
+    /// answer is no match with DOCUMENT_FACE_TOO_SMALL.
+    #[arg(long, env = "EKYC_MIN_DOCUMENT_EYE_DISTANCE_PX",
+          default_value_t = ekyc_core::face_match::DEFAULT_MIN_DOCUMENT_EYE_DISTANCE_PX)]
+    pub min_document_eye_distance_px: f32,
+    /// Detectors tried on the document, in order (comma-separated manifest names of active
+    /// detectors); default: the active detectors, largest input (full range) first.
+    #[arg(long, env = "EKYC_DOCUMENT_DETECTORS", value_delimiter = ',')]
+    pub document_detectors: Vec<String>,
 }
 
 /// A fixed challenge for tests (`EKYC_SESSION_FIXED_STEPS`).
@@ -331,6 +351,11 @@ impl Settings {
                 retry_band: self.decision.retry_band,
                 retry_max_spread: self.decision.retry_max_spread,
                 calibration: self.decision.calibration,
+            },
+            matching: ekyc_core::face_match::MatchConfig {
+                threshold: self.matching.match_threshold,
+                min_document_eye_distance_px: self.matching.min_document_eye_distance_px,
+                document_detectors: self.matching.document_detectors.clone(),
             },
         }
     }

@@ -32,21 +32,7 @@ fn start(max_body_bytes: usize) -> String {
 
 /// Serve the router of `c` on a free loopback port in a thread of its own; returns the base URL.
 fn start_with(c: &ekyc_liveness::Settings) -> String {
-    {
-        let state = common::app_state(c).expect("models");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("send");
-                axum::serve(listener, router(state)).await.expect("serve");
-            });
-        });
-        format!("http://{}", rx.recv().expect("addr"))
-    }
+    common::serve_in_thread(common::app_state(c).expect("models"))
 }
 
 fn agent() -> ureq::Agent {

@@ -252,20 +252,7 @@ fn start_with_store(
         store,
     )
     .expect("memory plan");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, ekyc_http::router(state))
-                .await
-                .expect("serve");
-        });
-    });
-    format!("http://{}", rx.recv().expect("addr"))
+    common::serve_in_thread(state)
 }
 
 fn call(req: ureq::Request, body: Option<(&str, Vec<u8>)>) -> (u16, Value, Option<String>) {

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Independent Python reference for the ekyc-liveness face detection + liveness pipeline.
+"""Independent Python reference for the ekyc-liveness face detection, liveness and embedding pipeline.
 
 This script re-implements, without OpenCV and without any Rust code, the exact
 preprocessing and scoring that the Rust service performs, so that the Rust
 tests can check their scores against ``tests/fixtures/reference_scores.json``
-within an absolute tolerance of 1e-3. It covers:
+within an absolute tolerance of 1e-3, and their face embeddings against
+``tests/fixtures/reference_embeddings.json`` within 1e-4 cosine. It covers:
 
 * image decoding with Pillow, honouring the EXIF Orientation tag
   (``PIL.ImageOps.exif_transpose``; the minivision samples carry Orientation=6);
@@ -16,7 +17,7 @@ within an absolute tolerance of 1e-3. It covers:
   (short: 16x16x2 + 8x8x6 = 896; full: 48x48x1 = 2304), box/keypoint decoding,
   sigmoid scores >= 0.5 and score-weighted NMS (IoU > 0.3), then mapping back
   to original-image pixels; short range first, full range only as a fallback;
-  the face with the largest box area is used for liveness;
+  the face with the largest box area is used for liveness and the embedding;
 * the minivision ``CropImage._get_new_box`` crop (scale 2.7 for MiniFASNetV2
   and apk_v1_crop27, 4.0 for MiniFASNetV1SE; the enlarged box is shifted - not
   clipped - into the image; integer truncation; inclusive crop), resize to
@@ -27,7 +28,25 @@ within an absolute tolerance of 1e-3. It covers:
   can check whichever models they run;
 * the liveness score = the manifest's Platt calibration for that ensemble
   (``[[calibration]]`` in models/manifest.toml: sigmoid(a * logit(p) + b),
-  p clamped to [1e-4, 1 - 1e-4]), or the ensemble score when it has none.
+  p clamped to [1e-4, 1 - 1e-4]), or the ensemble score when it has none;
+* with --embeddings-out, the face embedding of that same largest face
+  (crates/core/src/embed.rs): the model, its input spec (size, layout, colour
+  order, mean, std in 0..255 units, per channel in the model's order) and its
+  alignment template (keypoint index -> input-pixel x, y; BlazeFace keypoints
+  0..3 = right eye, left eye, nose tip, mouth centre) are read from the
+  manifest's ``mobilefacenet`` entry; the least-squares 2-D similarity
+  (rotation, uniform scale, translation; Umeyama's closed form, no reflection;
+  float64) taking the template points onto the keypoints (both in continuous
+  pixel coordinates, pixel (i, j) spanning [i, i+1) x [j, j+1)); every input
+  pixel (gx, gy) samples the image at T(gx + 0.5, gy + 0.5) - (0.5, 0.5)
+  (pixel-index coordinates), bilinearly from the 4 neighbouring pixels, each
+  neighbour outside the image black (0, 0, 0), no clamping; then
+  (value - mean) / std, float32 at the tensor. The embedding is the model's
+  first output (dims values), L2-normalised in float64 and written with 7
+  significant digits.
+
+Liveness models are loaded only with --out; an --embeddings-out-only run does
+not need them.
 
 Run (from the repository root, with the venv described in
 tools/requirements-reference.txt):
@@ -38,9 +57,14 @@ tools/requirements-reference.txt):
         --models /work/shared/models --provisioned models \\
         --images /work/shared/testdata/faces/live /work/shared/testdata/faces/spoof \\
         --out tests/fixtures/reference_scores.json
+    /work/.venv-ref/bin/python tools/reference.py --models /work/shared/models \\
+        --images /work/shared/testdata/faces/{live,spoof,id,other} \\
+        --embeddings-out tests/fixtures/reference_embeddings.json
 
 Image paths in the JSON are relative to the faces root (by default the common
-parent of the --images directories), e.g. "live/facerec_obama.jpg".
+parent of the --images directories), e.g. "live/facerec_obama.jpg". The
+embeddings file lists the images with a face under "images" and the others
+under "no_face", both sorted by path.
 """
 
 import argparse
@@ -71,6 +95,9 @@ LIVENESS_MODELS = [
 ]
 # The default ensemble and its weights (models/manifest.toml: default = true, weight).
 DEFAULT_ENSEMBLE = {"apk_v1_crop27": 1.0}
+
+# The embedding model's manifest entry (its [model.input] and [model.embedding]).
+EMBEDDING_MODEL = "mobilefacenet"
 
 DETECTORS = {
     "short": ("mediapipe/face_detection_short_range.onnx", 128),
@@ -338,6 +365,127 @@ class Liveness:
 
 
 # --------------------------------------------------------------------------
+# Face embedding (alignment by a similarity transform, MobileFaceNet)
+# --------------------------------------------------------------------------
+
+def load_model_entry(manifest_path, name):
+    """The manifest's [[model]] entry called `name`."""
+    with open(manifest_path, "rb") as fh:
+        manifest = tomllib.load(fh)
+    for m in manifest.get("model", []):
+        if m.get("name") == name:
+            return m
+    raise SystemExit("%s: no [[model]] named %r" % (manifest_path, name))
+
+
+def fit_similarity(src, dst):
+    """Least-squares similarity (rotation + uniform scale + translation, no reflection) taking the
+    points src onto dst: returns (A, src_mean, dst_mean) with p = A @ (q - src_mean) + dst_mean,
+    A = [[c, -s], [s, c]]; None when degenerate (the Rust Similarity::fit refuses the same)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.shape[0] < 2:
+        return None
+    ms = src.mean(axis=0)
+    md = dst.mean(axis=0)
+    q = src - ms
+    p = dst - md
+    a = float(np.sum(q[:, 0] * p[:, 0] + q[:, 1] * p[:, 1]))
+    b = float(np.sum(q[:, 0] * p[:, 1] - q[:, 1] * p[:, 0]))
+    norm = float(np.sum(q * q))
+    if not (norm > 1e-9 and math.isfinite(a) and math.isfinite(b)):
+        return None
+    c, s = a / norm, b / norm
+    if not (math.hypot(c, s) > 1e-9):
+        return None
+    return np.array([[c, -s], [s, c]]), ms, md
+
+
+def aligned_tensor(img, sim, spec):
+    """The model input: each input pixel's centre mapped into the image by `sim`, sampled
+    bilinearly (outside the image: black), normalised per the manifest's [model.input]."""
+    w, h = int(spec["width"]), int(spec["height"])
+    if w != h:
+        raise SystemExit("embedding input must be square, got %dx%d" % (w, h))
+    A, ms, md = sim
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64) + 0.5,
+                         np.arange(h, dtype=np.float64) + 0.5)
+    u = gx - ms[0]
+    v = gy - ms[1]
+    # Continuous image coordinates -> pixel-index coordinates (pixel centres at integers).
+    x = md[0] + A[0, 0] * u + A[0, 1] * v - 0.5
+    y = md[1] + A[1, 0] * u + A[1, 1] * v - 0.5
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = (x - x0)[:, :, None]
+    fy = (y - y0)[:, :, None]
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    ih, iw = img.shape[0], img.shape[1]
+    src = img.astype(np.float64)
+
+    def tap(xi, yi):
+        inside = (xi >= 0) & (yi >= 0) & (xi < iw) & (yi < ih)
+        out = src[np.clip(yi, 0, ih - 1), np.clip(xi, 0, iw - 1)]
+        return np.where(inside[:, :, None], out, 0.0)
+
+    p00, p01 = tap(x0, y0), tap(x0 + 1, y0)
+    p10, p11 = tap(x0, y0 + 1), tap(x0 + 1, y0 + 1)
+    top = p00 + (p01 - p00) * fx
+    bot = p10 + (p11 - p10) * fx
+    rgb = top + (bot - top) * fy  # h x w x 3, RGB, 0..255
+    color = spec["color"]
+    if color == "RGB":
+        chans = rgb
+    elif color == "BGR":
+        chans = rgb[:, :, ::-1]
+    else:
+        raise SystemExit("unknown colour order %r" % color)
+    mean = np.asarray(spec["mean"], dtype=np.float64)
+    std = np.asarray(spec["std"], dtype=np.float64)
+    norm = (chans - mean) / std
+    layout = spec["layout"]
+    if layout == "NCHW":
+        t = norm.transpose(2, 0, 1)[None]
+    elif layout == "NHWC":
+        t = norm[None]
+    else:
+        raise SystemExit("unknown layout %r" % layout)
+    return np.ascontiguousarray(t, dtype=np.float32)
+
+
+class Embedder:
+    def __init__(self, model_path, entry):
+        self.name = entry["name"]
+        self.input = entry["input"]
+        emb = entry["embedding"]
+        self.dims = int(emb["dims"])
+        self.template = [(int(t["keypoint"]), float(t["x"]), float(t["y"])) for t in emb["template"]]
+        self.sess = make_session(model_path)
+        self.input_name = self.sess.get_inputs()[0].name
+
+    def embed(self, img, face):
+        """(keypoints used, L2-normalised float64 embedding) of `face` in `img`."""
+        kps = [face["keypoints"][k] for k, _, _ in self.template]
+        sim = fit_similarity([(x, y) for _, x, y in self.template], kps)
+        if sim is None:
+            raise RuntimeError("keypoints too close to align: %r" % (kps,))
+        tensor = aligned_tensor(img, sim, self.input)
+        out = np.asarray(self.sess.run(None, {self.input_name: tensor})[0], dtype=np.float64).reshape(-1)
+        if out.size != self.dims:
+            raise RuntimeError("%s: %d output values, %d expected" % (self.name, out.size, self.dims))
+        norm = math.sqrt(float(np.sum(out * out)))
+        if not (math.isfinite(norm) and norm > 1e-12):
+            raise RuntimeError("%s: embedding is zero or not finite" % self.name)
+        return kps, out / norm
+
+
+def sig7(v):
+    """`v` rounded to 7 significant digits."""
+    return float("%.7g" % v)
+
+
+# --------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------
 
@@ -377,7 +525,8 @@ def largest_face(faces):
     return best
 
 
-def process_image(path, rel, detectors, liveness, platt, pixels_from=None):
+def process_image(path, rel, detectors, liveness, platt, pixels_from=None, embedder=None):
+    """(the scores entry, the embedding entry or None); liveness may be empty (no --out)."""
     # With --pixels-from, take the upright RGB pixels the Rust decoder produced (written by
     # `ekyc decode --out DIR`, as DIR/<rel>.png) so that the comparison isolates everything after
     # decoding: JPEG decoders (libjpeg-turbo in Pillow vs zune-jpeg in Rust) differ by a few levels.
@@ -410,7 +559,16 @@ def process_image(path, rel, detectors, liveness, platt, pixels_from=None):
         "ensemble": None,
         "liveness_score": None,
     }
-    if faces:
+    emb = None
+    if faces and embedder is not None:
+        kps, e = embedder.embed(img, largest_face(faces))
+        emb = {
+            "path": rel,
+            "detector": used,
+            "keypoints": [[float(p[0]), float(p[1])] for p in kps],
+            "embedding": [sig7(v) for v in e],
+        }
+    if faces and liveness:
         face = largest_face(faces)
         total_w = 0.0
         acc = 0.0
@@ -423,7 +581,7 @@ def process_image(path, rel, detectors, liveness, platt, pixels_from=None):
                 total_w += wgt
         entry["ensemble"] = float(acc / total_w)
         entry["liveness_score"] = float(calibrated(entry["ensemble"], platt))
-    return entry
+    return entry, emb
 
 
 def main(argv=None):
@@ -436,10 +594,18 @@ def main(argv=None):
     ap.add_argument("--images", required=True, nargs="+", help="image directories")
     ap.add_argument("--root", default=None,
                     help="root that JSON paths are relative to (default: common parent of --images)")
-    ap.add_argument("--out", required=True, help="output JSON file")
+    ap.add_argument("--out", default=None,
+                    help="output JSON file of detections and liveness scores (loads the liveness models)")
+    ap.add_argument("--embeddings-out", default=None,
+                    help="output JSON file of the largest face's embedding per image")
+    ap.add_argument("--embedding-model", default=None,
+                    help="the embedding model's ONNX file (default: its manifest mirror_path under --models, "
+                         "mobilefacenet/MobileFaceNet.onnx)")
     ap.add_argument("--pixels-from", default=None,
                     help="directory of decoded upright RGB PNGs (DIR/<rel>.png, from `ekyc decode --out DIR`)")
     args = ap.parse_args(argv)
+    if not args.out and not args.embeddings_out:
+        ap.error("nothing to do: give --out and/or --embeddings-out")
 
     dirs = [os.path.abspath(d) for d in args.images]
     root = os.path.abspath(args.root) if args.root else os.path.commonpath(
@@ -455,41 +621,73 @@ def main(argv=None):
 
     detectors = {k: Detector(args.models, k) for k in DETECTORS}
     dirs_by_kind = {"models": args.models, "provisioned": args.provisioned}
-    liveness = [Liveness(dirs_by_kind[where], name, rel, s) for name, where, rel, s in LIVENESS_MODELS]
+    liveness = []
+    if args.out:
+        liveness = [Liveness(dirs_by_kind[where], name, rel, s) for name, where, rel, s in LIVENESS_MODELS]
+    embedder = None
+    if args.embeddings_out:
+        entry = load_model_entry(args.manifest, EMBEDDING_MODEL)
+        model_path = args.embedding_model or os.path.join(args.models, entry["mirror_path"])
+        embedder = Embedder(model_path, entry)
 
     platt = load_calibration(args.manifest)
     images = []
+    embeddings = []
+    no_face = []
     for rel, p in files:
-        entry = process_image(p, rel, detectors, liveness, platt, args.pixels_from)
+        entry, emb = process_image(p, rel, detectors, liveness, platt, args.pixels_from, embedder)
         images.append(entry)
+        if emb is not None:
+            embeddings.append(emb)
+        elif not entry["faces"]:
+            no_face.append(rel)
         if entry["faces"]:
             f = largest_face(entry["faces"])
             b = f["box"]
             scores = " ".join("%s=%.4f" % (k, v) for k, v in entry["scores"].items())
-            print("%-40s %5dx%-5d %-5s faces=%d box=(%.1f,%.1f,%.1f,%.1f) %s ens=%.4f" % (
+            ens = " ens=%.4f" % entry["ensemble"] if entry["ensemble"] is not None else ""
+            print(("%-40s %5dx%-5d %-5s faces=%d box=(%.1f,%.1f,%.1f,%.1f) %s%s" % (
                 rel, entry["width"], entry["height"], entry["detector"], len(entry["faces"]),
-                b[0], b[1], b[2], b[3], scores, entry["ensemble"]), file=sys.stderr)
+                b[0], b[1], b[2], b[3], scores, ens)).rstrip(), file=sys.stderr)
         else:
             print("%-40s %5dx%-5d NO FACE" % (rel, entry["width"], entry["height"]), file=sys.stderr)
 
-    doc = {
+    versions = {
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+    }
+    pixels = "rust-decoded PNGs (ekyc decode)" if args.pixels_from else "Pillow decode"
+    if args.embeddings_out:
+        write_json(args.embeddings_out, {
+            "generator": "tools/reference.py",
+            "versions": versions,
+            "pixels": pixels,
+            "model": embedder.name,
+            "tolerance_cosine": 1e-4,
+            "images": embeddings,
+            "no_face": no_face,
+        })
+    if not args.out:
+        return 0
+
+    write_json(args.out, {
         "generator": "tools/reference.py",
-        "versions": {
-            "onnxruntime": ort.__version__,
-            "numpy": np.__version__,
-            "pillow": PIL.__version__,
-        },
-        "pixels": "rust-decoded PNGs (ekyc decode)" if args.pixels_from else "Pillow decode",
+        "versions": versions,
+        "pixels": pixels,
         "default_ensemble": DEFAULT_ENSEMBLE,
         "calibration": list(platt) if platt else None,
         "images": images,
-    }
-    out_dir = os.path.dirname(os.path.abspath(args.out))
+    })
+    return 0
+
+
+def write_json(path, doc):
+    out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
-    with open(args.out, "w") as fh:
+    with open(path, "w") as fh:
         json.dump(doc, fh, indent=1, allow_nan=False)
         fh.write("\n")
-    return 0
 
 
 if __name__ == "__main__":

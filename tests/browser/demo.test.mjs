@@ -283,59 +283,7 @@ test("phone 390x844: no horizontal overflow, verdict visible", async () => {
 });
 
 /** Decode an image in the browser (EXIF applied) and write it as a 2-frame Y4M (I420) video. */
-async function makeY4m(image, out, width) {
-  const context = await browser.newContext();
-  const { page } = await open(context);
-  try {
-    const b64 = fs.readFileSync(image).toString("base64");
-    const { w, h, rgba } = await page.evaluate(
-      async ([b64, width]) => {
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const bm = await createImageBitmap(new Blob([bytes]), { imageOrientation: "from-image" });
-        const w = width & ~1;
-        const h = Math.round((bm.height * w) / bm.width) & ~1;
-        const c = new OffscreenCanvas(w, h);
-        const g = c.getContext("2d");
-        g.drawImage(bm, 0, 0, w, h);
-        const d = g.getImageData(0, 0, w, h).data;
-        let s = "";
-        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
-        return { w, h, rgba: btoa(s) };
-      },
-      [b64, width],
-    );
-    const px = Buffer.from(rgba, "base64");
-    const Y = Buffer.alloc(w * h);
-    const U = Buffer.alloc((w / 2) * (h / 2));
-    const V = Buffer.alloc((w / 2) * (h / 2));
-    const clamp = (x) => Math.max(0, Math.min(255, Math.round(x)));
-    // BT.601, limited range (what Chromium's Y4M reader assumes for I420).
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const i = (y * w + x) * 4;
-        Y[y * w + x] = clamp(16 + (65.738 * px[i] + 129.057 * px[i + 1] + 25.064 * px[i + 2]) / 256);
-      }
-    }
-    for (let y = 0; y < h; y += 2) {
-      for (let x = 0; x < w; x += 2) {
-        let r = 0, g = 0, b = 0;
-        for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
-          const i = ((y + dy) * w + x + dx) * 4;
-          r += px[i]; g += px[i + 1]; b += px[i + 2];
-        }
-        r /= 4; g /= 4; b /= 4;
-        const j = (y / 2) * (w / 2) + x / 2;
-        U[j] = clamp(128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256);
-        V[j] = clamp(128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256);
-      }
-    }
-    const frame = Buffer.concat([Buffer.from("FRAME\n"), Y, U, V]);
-    fs.writeFileSync(out, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`), frame, frame]));
-    return { w, h };
-  } finally {
-    await context.close();
-  }
-}
+const makeY4m = (image, out, width) => makeY4mFrames([image, image], out, width, false);
 
 test("camera: fake device fed from a face image, capture, verdict", async () => {
   const y4m = path.join(tmp, "selfie.y4m");
@@ -381,14 +329,15 @@ test("camera: fake device fed from a face image, capture, verdict", async () => 
 /**
  * Decode images in the browser and write them as one Y4M (I420) video, 30 fps. Each frame gets a
  * 16x16 corner block of its own grey level (as sensor noise makes every real camera frame
- * different), so a frame the fake camera plays twice is not sent twice as identical pixels.
+ * different), so a frame the fake camera plays twice is not sent twice as identical pixels
+ * (`mark` false: the frames as they are). Returns the frame size.
  */
-async function makeY4mFrames(images, out, width) {
+async function makeY4mFrames(images, out, width, mark = true) {
   const context = await browser.newContext();
   const { page } = await open(context);
   const fd = fs.openSync(out, "w");
+  let size = null;
   try {
-    let header = false;
     for (let n = 0; n < images.length; n++) {
       const b64 = fs.readFileSync(images[n]).toString("base64");
       const { w, h, rgba } = await page.evaluate(
@@ -429,10 +378,10 @@ async function makeY4mFrames(images, out, width) {
           V[j] = clamp(128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256);
         }
       }
-      for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) Y[y * w + x] = 16 + ((n * 37) % 220);
-      if (!header) {
+      if (mark) for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) Y[y * w + x] = 16 + ((n * 37) % 220);
+      if (!size) {
         fs.writeSync(fd, Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`));
-        header = true;
+        size = { w, h };
       }
       fs.writeSync(fd, Buffer.concat([Buffer.from("FRAME\n"), Y, U, V]));
     }
@@ -440,6 +389,7 @@ async function makeY4mFrames(images, out, width) {
     fs.closeSync(fd);
     await context.close();
   }
+  return size;
 }
 
 /** Run the guided check with a fake camera playing `y4m`; the status and the page's message. */

@@ -199,6 +199,25 @@ pub fn app_state(s: &Settings) -> Option<std::sync::Arc<ekyc_http::AppState>> {
     )
 }
 
+/// Serve the router over `state` on a free loopback port in a thread of its own (axum's server,
+/// its own runtime); returns the base URL.
+pub fn serve_in_thread(state: std::sync::Arc<ekyc_http::AppState>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            axum::serve(listener, ekyc_http::router(state))
+                .await
+                .expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("addr"))
+}
+
 /// The shared pipeline, for tests that checked [`pipeline`] at their start.
 pub fn p() -> &'static Pipeline {
     pipeline().expect("models (checked at the start of the test)")

@@ -9,6 +9,7 @@
 //! `s3:ListBucket` on the bucket (the failure count lists the client's markers). A lifecycle rule
 //! on the prefix removes the objects after the retention period.
 
+use crate::uploads::get_bounded;
 use crate::{describe, http_status};
 use aws_sdk_s3::primitives::ByteStream;
 use ekyc_http::sessions::SessionBackend;
@@ -64,48 +65,14 @@ impl SessionBackend for S3Sessions {
         max_bytes: u64,
     ) -> StoreFuture<'a, Option<(Vec<u8>, String)>> {
         Box::pin(async move {
-            let where_ = || format!("s3://{}/{key}", self.bucket);
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if http_status(&e) == Some(404) => return Ok(None),
-                Err(e) => {
-                    return Err(StoreError::new(format!(
-                        "reading {}: {}",
-                        where_(),
-                        describe(&e)
-                    )))
-                }
-            };
-            let too_big =
-                || StoreError::new(format!("{} is larger than {max_bytes} bytes", where_()));
-            if out
-                .content_length()
-                .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max_bytes))
-            {
-                return Err(too_big());
+            match get_bounded(&self.client, &self.bucket, key, max_bytes).await? {
+                None => Ok(None),
+                Some((data, Some(etag))) => Ok(Some((data, etag))),
+                Some((_, None)) => Err(StoreError::new(format!(
+                    "s3://{}/{key} has no ETag",
+                    self.bucket
+                ))),
             }
-            let etag = out
-                .e_tag()
-                .map(str::to_string)
-                .ok_or_else(|| StoreError::new(format!("{} has no ETag", where_())))?;
-            let mut body = out.body;
-            let mut data = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| StoreError::with_source(format!("reading {}", where_()), e))?;
-                if (data.len() + chunk.len()) as u64 > max_bytes {
-                    return Err(too_big());
-                }
-                data.extend_from_slice(&chunk);
-            }
-            Ok(Some((data, etag)))
         })
     }
 

@@ -8,6 +8,13 @@
 //! result and are not retried; infrastructure failures are returned as errors so Lambda retries and,
 //! after the retries, sends the event to the on-failure destination.
 //!
+//! Face match by upload convention: `<uploads>/<case>/selfie.<ext>` and
+//! `<uploads>/<case>/document.<ext>` → `<results>/<case>.json` with the match outcome (as `POST
+//! /v1/match`, `require_live` on). The event of whichever arrives second finds its partner and
+//! writes the result; the first one's event is skipped (WAITING_FOR_PAIR). The result records
+//! both sources' ETags (`source-etag` = `<selfie etag>+<document etag>`), so duplicate deliveries
+//! and the two events of one pair yield one result, and replacing either image re-runs the match.
+//!
 //! With metrics on ([`S3Config::metrics`]), every record also prints one CloudWatch EMF line to
 //! stdout ([`ekyc_core::metrics`]: its status, reason codes and stage latencies; no image data).
 
@@ -44,6 +51,8 @@ pub enum Outcome {
     OutsidePrefix,
     /// The object no longer exists (deleted or replaced before we got to it).
     Gone,
+    /// A match case's selfie or document whose partner has not arrived yet.
+    WaitingForPair,
 }
 
 impl Outcome {
@@ -54,6 +63,7 @@ impl Outcome {
             Outcome::Duplicate => "DUPLICATE",
             Outcome::OutsidePrefix => "OUTSIDE_PREFIX",
             Outcome::Gone => "GONE",
+            Outcome::WaitingForPair => "WAITING_FOR_PAIR",
         }
     }
 }
@@ -120,6 +130,52 @@ pub struct ResultDoc {
     pub processed_at: String,
     pub request_id: String,
     pub service_version: &'static str,
+}
+
+/// The result document of a match case (`<results>/<case>.json`).
+#[derive(Debug, Serialize)]
+pub struct MatchResultDoc {
+    pub case: String,
+    pub selfie: Source,
+    pub document: Source,
+    /// "MATCH", "NO_MATCH", or "ERROR" when an image could not be read.
+    pub status: String,
+    pub outcome: Option<ekyc_core::face_match::MatchOutcome>,
+    pub error: Option<ResultError>,
+    pub processed_at: String,
+    pub request_id: String,
+    pub service_version: &'static str,
+}
+
+/// The roles of a match case's images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseRole {
+    Selfie,
+    Document,
+}
+
+/// `<case>/selfie.<ext>` or `<case>/document.<ext>` (the key below the uploads prefix; the
+/// stem in any case, the extension one of jpg, jpeg, png, webp) → the case and the role.
+pub fn match_case(rel: &str) -> Option<(&str, CaseRole)> {
+    let (case, name) = rel.rsplit_once('/')?;
+    if case.is_empty() {
+        return None;
+    }
+    let (stem, ext) = name.rsplit_once('.')?;
+    if !["jpg", "jpeg", "png", "webp"]
+        .iter()
+        .any(|e| ext.eq_ignore_ascii_case(e))
+    {
+        return None;
+    }
+    let role = if stem.eq_ignore_ascii_case("selfie") {
+        CaseRole::Selfie
+    } else if stem.eq_ignore_ascii_case("document") {
+        CaseRole::Document
+    } else {
+        return None;
+    };
+    Some((case, role))
 }
 
 #[derive(Debug, Serialize)]
@@ -234,6 +290,9 @@ impl Trigger {
         if key.starts_with(self.results_prefix()) || rel.is_empty() || key.ends_with('/') {
             return Ok(Done::skipped(Outcome::OutsidePrefix, None));
         }
+        if let Some((case, _)) = match_case(rel) {
+            return self.process_match(bucket, case, request_id).await;
+        }
         let result_key = format!("{}{rel}.json", self.results_prefix());
 
         // The source object as it is now.
@@ -322,9 +381,174 @@ impl Trigger {
                 metric,
             },
             // Another delivery wrote the result first: this verification is not counted twice.
-            Outcome::Duplicate | Outcome::OutsidePrefix | Outcome::Gone => {
-                Done::skipped(written, result_key)
+            Outcome::Duplicate
+            | Outcome::OutsidePrefix
+            | Outcome::Gone
+            | Outcome::WaitingForPair => Done::skipped(written, result_key),
+        })
+    }
+
+    /// A match case: both images present → the match result (idempotent on both ETags).
+    async fn process_match(
+        &self,
+        bucket: &str,
+        case: &str,
+        request_id: &str,
+    ) -> Result<Done, String> {
+        let dir = format!("{}{case}/", self.uploads_prefix());
+        let result_key = format!("{}{case}.json", self.results_prefix());
+        // The newest object of each role in the case's folder.
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&dir)
+            .max_keys(100)
+            .send()
+            .await
+            .map_err(|e| format!("listing s3://{bucket}/{dir}: {}", describe(&e)))?;
+        let mut newest: [Option<(String, i64)>; 2] = [None, None];
+        for o in listed.contents() {
+            let Some(key) = o.key() else { continue };
+            let Some(rel) = key.strip_prefix(self.uploads_prefix()) else {
+                continue;
+            };
+            let Some((c, r)) = match_case(rel) else {
+                continue;
+            };
+            if c != case {
+                continue;
             }
+            let t = o.last_modified().map_or(0, |d| d.secs());
+            let slot = &mut newest[usize::from(r == CaseRole::Document)];
+            if slot.as_ref().is_none_or(|(_, old)| t > *old) {
+                *slot = Some((key.to_string(), t));
+            }
+        }
+        let [Some((selfie_key, _)), Some((document_key, _))] = newest else {
+            return Ok(Done::skipped(Outcome::WaitingForPair, None));
+        };
+        let selfie = match self.head_source(bucket, &selfie_key, None).await? {
+            Continue(s) => s,
+            Break(o) => return Ok(Done::skipped(o, None)),
+        };
+        let document = match self.head_source(bucket, &document_key, None).await? {
+            Continue(s) => s,
+            Break(o) => return Ok(Done::skipped(o, None)),
+        };
+        let pair_etag = format!("{}+{}", selfie.etag, document.etag);
+        let previous = match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(&result_key)
+            .send()
+            .await
+        {
+            Ok(h) => {
+                if h.metadata()
+                    .and_then(|m| m.get(SOURCE_ETAG_META))
+                    .is_some_and(|e| *e == pair_etag)
+                {
+                    return Ok(Done::skipped(Outcome::Duplicate, Some(result_key)));
+                }
+                h.e_tag().map(unquote)
+            }
+            Err(e) if http_status(&e) == Some(404) => None,
+            Err(e) => {
+                return Err(format!(
+                    "checking s3://{bucket}/{result_key}: {}",
+                    describe(&e)
+                ))
+            }
+        };
+        let limit = self.pipeline.config().limits.max_image_bytes;
+        let too_big = [&selfie, &document]
+            .into_iter()
+            .find(|s| s.size > limit as i64)
+            .map(|s| (s.key.clone(), s.size));
+        let outcome = match too_big {
+            Some((key, size)) => Err((
+                key,
+                Error::Decode(DecodeError::TooManyBytes {
+                    size: usize::try_from(size).unwrap_or(usize::MAX),
+                    limit,
+                }),
+            )),
+            None => {
+                let a = match self.download(&selfie).await? {
+                    Continue(b) => b,
+                    Break(o) => return Ok(Done::skipped(o, None)),
+                };
+                let b = match self.download(&document).await? {
+                    Continue(b) => b,
+                    Break(o) => return Ok(Done::skipped(o, None)),
+                };
+                let p = self.pipeline.clone();
+                let opts = ekyc_core::face_match::MatchOptions::default();
+                let (sk, dk) = (selfie.key.clone(), document.key.clone());
+                tokio::task::spawn_blocking(move || p.match_images(&a, &b, opts))
+                    .await
+                    .map_err(|e| format!("pipeline task failed: {e}"))?
+                    .map_err(|(side, e)| {
+                        let key = match side {
+                            ekyc_core::pipeline::MatchSide::Selfie => sk,
+                            ekyc_core::pipeline::MatchSide::Document => dk,
+                        };
+                        (key, e)
+                    })
+            }
+        };
+        let (status, outcome, error, metric) = match outcome {
+            Ok(o) => {
+                let metric = o
+                    .selfie
+                    .as_ref()
+                    .map_or(Verification::skipped("MATCH"), Verification::verdict);
+                let status = if o.is_match { "MATCH" } else { "NO_MATCH" };
+                (status.to_string(), Some(o), None, metric)
+            }
+            Err((key, Error::Decode(d))) => (
+                "ERROR".to_string(),
+                None,
+                Some(ResultError {
+                    code: d.code().to_string(),
+                    message: format!("{key}: {d}"),
+                }),
+                Verification::error(d.code()),
+            ),
+            Err((_, other)) => return Err(format!("pipeline: {other}")),
+        };
+        let doc = MatchResultDoc {
+            case: case.to_string(),
+            selfie,
+            document,
+            status,
+            outcome,
+            error,
+            processed_at: now_rfc3339(),
+            request_id: request_id.to_string(),
+            service_version: env!("CARGO_PKG_VERSION"),
+        };
+        let body =
+            serde_json::to_vec_pretty(&doc).map_err(|e| format!("serialising result: {e}"))?;
+        let (written, result_key) = self
+            .put_result(
+                bucket,
+                &result_key,
+                body,
+                &pair_etag,
+                None,
+                previous.as_deref(),
+            )
+            .await?;
+        Ok(match written {
+            Outcome::Written => Done {
+                outcome: written,
+                result_key,
+                metric,
+            },
+            other => Done::skipped(other, result_key),
         })
     }
 
@@ -393,6 +617,28 @@ impl Trigger {
     ) -> Result<(Outcome, Option<String>), String> {
         let body =
             serde_json::to_vec_pretty(doc).map_err(|e| format!("serialising result: {e}"))?;
+        self.put_result(
+            bucket,
+            result_key,
+            body,
+            &doc.source.etag,
+            doc.source.version_id.as_deref(),
+            previous_etag,
+        )
+        .await
+    }
+
+    /// Write a result conditionally: `If-None-Match: *` for a new one, `If-Match` on the one it
+    /// replaces; losing the race is a duplicate, not an error.
+    async fn put_result(
+        &self,
+        bucket: &str,
+        result_key: &str,
+        body: Vec<u8>,
+        source_etag: &str,
+        source_version: Option<&str>,
+        previous_etag: Option<&str>,
+    ) -> Result<(Outcome, Option<String>), String> {
         let put = |conditional: bool| {
             let mut req = self
                 .client
@@ -400,10 +646,10 @@ impl Trigger {
                 .bucket(bucket)
                 .key(result_key)
                 .content_type("application/json")
-                .metadata(SOURCE_ETAG_META, doc.source.etag.clone())
+                .metadata(SOURCE_ETAG_META, source_etag.to_string())
                 .body(ByteStream::from(body.clone()));
-            if let Some(v) = &doc.source.version_id {
-                req = req.metadata("source-version-id", v.clone());
+            if let Some(v) = source_version {
+                req = req.metadata("source-version-id", v.to_string());
             }
             if conditional {
                 req = match previous_etag {
@@ -453,6 +699,7 @@ mod tests {
             Outcome::Duplicate,
             Outcome::OutsidePrefix,
             Outcome::Gone,
+            Outcome::WaitingForPair,
         ] {
             let name = serde_json::to_value(&o).expect("an outcome serialises");
             assert_eq!(
@@ -460,6 +707,23 @@ mod tests {
                 Some(o.code())
             );
         }
+    }
+
+    #[test]
+    fn match_cases_are_named_by_their_files() {
+        assert_eq!(
+            match_case("case-1/selfie.jpg"),
+            Some(("case-1", CaseRole::Selfie))
+        );
+        assert_eq!(
+            match_case("a/b/Document.PNG"),
+            Some(("a/b", CaseRole::Document))
+        );
+        assert_eq!(match_case("selfie.jpg"), None);
+        assert_eq!(match_case("case/selfie.gif"), None);
+        assert_eq!(match_case("case/selfie2.jpg"), None);
+        assert_eq!(match_case("case/photo.jpg"), None);
+        assert_eq!(match_case("/selfie.jpg"), None);
     }
 
     #[test]

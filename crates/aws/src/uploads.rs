@@ -97,44 +97,50 @@ impl UploadStore for S3Uploads {
 
     fn get_object<'a>(&'a self, key: &'a str, max_bytes: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            let where_ = || format!("s3://{}/{key}", self.bucket);
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if http_status(&e) == Some(404) => return Ok(None),
-                Err(e) => {
-                    return Err(StoreError::new(format!(
-                        "reading {}: {}",
-                        where_(),
-                        describe(&e)
-                    )))
-                }
-            };
-            let too_big =
-                || StoreError::new(format!("{} is larger than {max_bytes} bytes", where_()));
-            if out
-                .content_length()
-                .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max_bytes))
-            {
-                return Err(too_big());
-            }
-            let mut body = out.body;
-            let mut data = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| StoreError::with_source(format!("reading {}", where_()), e))?;
-                if (data.len() + chunk.len()) as u64 > max_bytes {
-                    return Err(too_big());
-                }
-                data.extend_from_slice(&chunk);
-            }
-            Ok(Some(data))
+            Ok(get_bounded(&self.client, &self.bucket, key, max_bytes)
+                .await?
+                .map(|(data, _)| data))
         })
     }
+}
+
+/// The object at `key` and its ETag (`None` when there is none); an error when it is larger than
+/// `max_bytes` (by its announced length, or while it is read).
+pub(crate) async fn get_bounded(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    max_bytes: u64,
+) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    let where_ = || format!("s3://{bucket}/{key}");
+    let out = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if http_status(&e) == Some(404) => return Ok(None),
+        Err(e) => {
+            return Err(StoreError::new(format!(
+                "reading {}: {}",
+                where_(),
+                describe(&e)
+            )))
+        }
+    };
+    let too_big = || StoreError::new(format!("{} is larger than {max_bytes} bytes", where_()));
+    if out
+        .content_length()
+        .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max_bytes))
+    {
+        return Err(too_big());
+    }
+    let etag = out.e_tag().map(str::to_string);
+    let mut body = out.body;
+    let mut data = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| StoreError::with_source(format!("reading {}", where_()), e))?;
+        if (data.len() + chunk.len()) as u64 > max_bytes {
+            return Err(too_big());
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Some((data, etag)))
 }

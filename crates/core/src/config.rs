@@ -220,4 +220,6 @@ pub struct PipelineConfig {
     pub limits: Limits,
     pub quality: QualityLimits,
     pub decision: Decision,
+    /// Face match (selfie against document).
+    pub matching: crate::face_match::MatchConfig,
 }

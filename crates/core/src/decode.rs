@@ -34,7 +34,7 @@ pub struct Decoded {
 }
 
 /// Facts about the decoded image, reported in the verdict.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     /// "jpeg", "png" or "webp".

@@ -190,6 +190,11 @@ impl Detector {
     }
 
     /// Detect faces in `img`; results are in `img` pixel coordinates, sorted by score.
+    /// The side of the model's square input, in pixels (larger inputs find smaller faces).
+    pub fn input_size(&self) -> u32 {
+        self.input.width.max(self.input.height)
+    }
+
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, ModelError> {
         let side = self.input.width;
         let lb = Letterbox::new(img.width(), img.height(), side, side);

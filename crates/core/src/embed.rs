@@ -184,6 +184,11 @@ impl Embedder {
         })
     }
 
+    /// The manifest's calibrated face-match threshold (cosine), if any.
+    pub fn match_threshold(&self) -> Option<f32> {
+        self.spec.match_threshold
+    }
+
     /// The alignment of `face` onto the template (image coordinates of `face`).
     pub fn alignment(&self, face: &Face) -> Option<Similarity> {
         let (from, to): (Vec<_>, Vec<_>) = self

@@ -79,6 +79,9 @@ pub enum Error {
     /// A worker thread of the pipeline panicked (the service's fault).
     #[error("{0} panicked")]
     Panicked(&'static str),
+    /// A face match was asked of a pipeline without an embedding model (configuration).
+    #[error("no face-embedding model is loaded (EKYC_EMBEDDING_MODEL=none)")]
+    NoEmbeddingModel,
 }
 
 impl Error {
@@ -88,6 +91,7 @@ impl Error {
             Error::Decode(e) => e.code(),
             Error::Model(e) => e.code(),
             Error::Panicked(_) => "INTERNAL",
+            Error::NoEmbeddingModel => "MATCH_UNAVAILABLE",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod face_match;
 pub mod landmarks;
 pub mod liveness;
 pub mod metrics;

@@ -7,6 +7,9 @@ use crate::decode::{decode, Decoded, ImageInfo};
 use crate::detect::{Detector, Face};
 use crate::embed::{Embedder, Embedding};
 use crate::error::Error;
+use crate::face_match::{
+    self, DocumentQuality, DocumentReport, MatchOptions, MatchOutcome, MatchTimings,
+};
 use crate::landmarks::{FaceLandmarks, Landmarker};
 use crate::liveness::{Ensemble, EnsembleScore, ModelScore};
 use crate::quality::{gate, QualityReport, QualityScores, Reason};
@@ -456,14 +459,23 @@ impl Pipeline {
 
     /// Everything after decoding.
     pub fn run_decoded(&self, decoded: &Decoded, opts: CheckOptions) -> Result<Verdict, Error> {
+        Ok(self.judge(decoded, opts)?.0)
+    }
+
+    /// The verdict, and the judged (largest) face in decoded-image coordinates.
+    fn judge(
+        &self,
+        decoded: &Decoded,
+        opts: CheckOptions,
+    ) -> Result<(Verdict, Option<Face>), Error> {
         let (detections, detect_ms) = timed(|| self.detect(decoded));
         let detections = detections?;
         let (quality, quality_ms) =
             timed(|| self.quality_with(decoded, &detections, opts.enable_checks));
         let quality = quality?;
-        let judged = detections
-            .faces
-            .first()
+        let largest = detections.faces.first().cloned();
+        let judged = largest
+            .as_ref()
             .filter(|_| !opts.enable_checks || quality.reasons.is_empty());
         let (liveness, liveness_ms) = match judged {
             Some(face) => {
@@ -478,7 +490,7 @@ impl Pipeline {
             liveness_ms,
             ..Timings::default()
         };
-        Ok(Verdict::assemble(
+        let verdict = Verdict::assemble(
             StageOutputs {
                 decoded,
                 detections,
@@ -489,6 +501,242 @@ impl Pipeline {
             opts,
             &self.config.decision,
             &self.models,
-        ))
+        );
+        Ok((verdict, largest))
+    }
+
+    /// The face-match threshold in use: the configured one, else the embedding model's
+    /// calibrated one; `None` without an embedding model or any threshold.
+    pub fn match_threshold(&self) -> Option<f32> {
+        let e = self.embedder.as_ref()?;
+        self.config.matching.threshold.or(e.match_threshold())
+    }
+
+    /// The name of the embedding model, when one is loaded.
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.embedder.as_ref().map(|e| e.name.as_str())
+    }
+
+    /// The document side of a match: the largest face found by the document detectors (full
+    /// range first), its size and sharpness, and whether it is usable; the face is returned in
+    /// decoded-image coordinates too.
+    pub fn document(&self, decoded: &Decoded) -> Result<(DocumentReport, Option<Face>), Error> {
+        let m = &self.config.matching;
+        let order: Vec<&Detector> = if m.document_detectors.is_empty() {
+            // The largest input first (BlazeFace full range, 192 px, before short range, 128 px):
+            // a document portrait is a small face in a large picture.
+            let mut all: Vec<&Detector> = self.detectors.iter().collect();
+            all.sort_by_key(|d| std::cmp::Reverse(d.input_size()));
+            all
+        } else {
+            m.document_detectors
+                .iter()
+                .filter_map(|n| self.detectors.iter().find(|d| &d.name == n))
+                .collect()
+        };
+        let mut detections = Detections::default();
+        for d in order {
+            let mut faces = d.detect(&decoded.image)?;
+            if !faces.is_empty() {
+                faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+                detections = Detections {
+                    faces,
+                    detector: Some(d.name.clone()),
+                };
+                break;
+            }
+        }
+        let to_original = decoded.scale_to_original();
+        let scores = crate::quality::measure(
+            &decoded.image,
+            &detections.faces,
+            to_original,
+            &self.config.quality,
+            None,
+        );
+        let face = detections.faces.first().cloned();
+        let quality = DocumentQuality::from_scores(&scores, m.min_document_eye_distance_px);
+        let report = DocumentReport {
+            usable: face_match::document_usable(
+                face.as_ref(),
+                quality.eye_distance_px,
+                m.min_document_eye_distance_px,
+            ),
+            face: face.as_ref().map(|f| f.scaled(to_original)),
+            faces: detections.faces.len(),
+            detector: detections.detector,
+            quality,
+            image: decoded.info.clone(),
+        };
+        Ok((report, face))
+    }
+
+    /// The embedding of one image's face as a match takes it: a selfie's largest face by the
+    /// pipeline's detectors, a document's by [`Pipeline::document`] (with its size floor). The
+    /// inner error says why there is none. For evaluation (`ekyc eval-match`); never logged.
+    pub fn match_embedding(
+        &self,
+        decoded: &Decoded,
+        side: MatchSide,
+    ) -> Result<Result<Embedding, face_match::MatchCode>, Error> {
+        use face_match::MatchCode;
+        let embedder = self.embedder.as_ref().ok_or(Error::NoEmbeddingModel)?;
+        let face = match side {
+            MatchSide::Selfie => match self.detect(decoded)?.faces.into_iter().next() {
+                Some(f) => f,
+                None => return Ok(Err(MatchCode::SelfieNoFace)),
+            },
+            MatchSide::Document => match self.document(decoded)? {
+                (r, Some(f)) if r.usable => f,
+                (_, Some(_)) => return Ok(Err(MatchCode::DocumentFaceTooSmall)),
+                (_, None) => return Ok(Err(MatchCode::DocumentNoFace)),
+            },
+        };
+        if embedder.alignment(&face).is_none() {
+            return Ok(Err(MatchCode::FaceNotAligned));
+        }
+        Ok(Ok(embedder.embed(&decoded.image, &face)?))
+    }
+
+    /// Is the person of `selfie` the one on `document`? Decode errors name their side.
+    pub fn match_images(
+        &self,
+        selfie: &[u8],
+        document: &[u8],
+        opts: MatchOptions,
+    ) -> Result<MatchOutcome, (MatchSide, Error)> {
+        let t0 = Instant::now();
+        self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
+        let checks = CheckOptions {
+            enable_checks: opts.enable_checks,
+        };
+        let (selfie_side, selfie_ms) = timed(|| -> Result<_, Error> {
+            let (decoded, decode_ms) = timed(|| self.decode(selfie));
+            let decoded = decoded?;
+            let (mut verdict, face) = self.judge(&decoded, checks)?;
+            verdict.timings.decode_ms = decode_ms;
+            Ok((decoded, verdict, face))
+        });
+        let (decoded, mut verdict, face) = selfie_side.map_err(|e| (MatchSide::Selfie, e))?;
+        verdict.timings.total_ms = selfie_ms;
+        let is_live = verdict.status == Status::Live;
+        let mut out = self.compare(&decoded, face.as_ref(), is_live, document, opts, t0)?;
+        out.timings.selfie_ms = selfie_ms;
+        out.selfie = Some(verdict);
+        Ok(out)
+    }
+
+    /// The match of an already judged selfie — a capture session's reference frame, whose
+    /// liveness is the session's (`is_live`) — against `document`. `selfie` is null in the
+    /// outcome.
+    pub fn match_reference(
+        &self,
+        reference: &[u8],
+        is_live: bool,
+        document: &[u8],
+        opts: MatchOptions,
+    ) -> Result<MatchOutcome, (MatchSide, Error)> {
+        let t0 = Instant::now();
+        self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
+        let (selfie_side, selfie_ms) = timed(|| -> Result<_, Error> {
+            let decoded = self.decode(reference)?;
+            let face = self.detect(&decoded)?.faces.into_iter().next();
+            Ok((decoded, face))
+        });
+        let (decoded, face) = selfie_side.map_err(|e| (MatchSide::Selfie, e))?;
+        let mut out = self.compare(&decoded, face.as_ref(), is_live, document, opts, t0)?;
+        out.timings.selfie_ms = selfie_ms;
+        Ok(out)
+    }
+
+    fn match_ready(&self) -> Result<(), Error> {
+        match (&self.embedder, self.match_threshold()) {
+            (Some(_), Some(_)) => Ok(()),
+            _ => Err(Error::NoEmbeddingModel),
+        }
+    }
+
+    /// The document side, the preconditions and the comparison (`selfie` null in the outcome).
+    fn compare(
+        &self,
+        selfie: &Decoded,
+        selfie_face: Option<&Face>,
+        is_live: bool,
+        document: &[u8],
+        opts: MatchOptions,
+        t0: Instant,
+    ) -> Result<MatchOutcome, (MatchSide, Error)> {
+        let (embedder, threshold) = match (&self.embedder, self.match_threshold()) {
+            (Some(e), Some(t)) => (e, t),
+            _ => return Err((MatchSide::Selfie, Error::NoEmbeddingModel)),
+        };
+        let (document_side, document_ms) = timed(|| -> Result<_, Error> {
+            let decoded = self.decode(document)?;
+            let (report, face) = self.document(&decoded)?;
+            Ok((decoded, report, face))
+        });
+        let (document_decoded, report, document_face) =
+            document_side.map_err(|e| (MatchSide::Document, e))?;
+        let facts = face_match::SelfieFacts {
+            has_face: selfie_face.is_some(),
+            is_live,
+        };
+        let mut reasons = face_match::preconditions(facts, &report, opts.require_live);
+        let mut similarity = None;
+        let mut embed_ms = 0.0;
+        if let (true, Some(sf), Some(df)) = (reasons.is_empty(), selfie_face, &document_face) {
+            if embedder.alignment(sf).is_none() || embedder.alignment(df).is_none() {
+                // Degenerate keypoints are the input's fault, not a model failure.
+                reasons.push(face_match::MatchReason {
+                    code: face_match::MatchCode::FaceNotAligned,
+                    message: "A face could not be aligned for comparison (its eyes, nose and mouth were not located apart).".into(),
+                });
+            } else {
+                let (pair, ms) = timed(|| {
+                    let a = embedder.embed(&selfie.image, sf);
+                    let b = embedder.embed(&document_decoded.image, df);
+                    (a, b)
+                });
+                embed_ms = ms;
+                let a = pair.0.map_err(|e| (MatchSide::Selfie, Error::Model(e)))?;
+                let b = pair.1.map_err(|e| (MatchSide::Document, Error::Model(e)))?;
+                let s = a.cosine(&b);
+                similarity = Some(s);
+                reasons.extend(face_match::decide(s, threshold));
+            }
+        }
+        Ok(MatchOutcome {
+            is_match: reasons.is_empty(),
+            similarity,
+            threshold,
+            require_live: opts.require_live,
+            reasons,
+            selfie: None,
+            document: report,
+            timings: MatchTimings {
+                selfie_ms: 0.0,
+                document_ms,
+                embed_ms,
+                total_ms: t0.elapsed().as_secs_f64() * 1e3,
+            },
+            embedding_model: embedder.name.clone(),
+            models: self.models.clone(),
+        })
+    }
+}
+
+/// Which image of a match an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchSide {
+    Selfie,
+    Document,
+}
+
+impl MatchSide {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchSide::Selfie => "selfie",
+            MatchSide::Document => "document",
+        }
     }
 }

@@ -764,13 +764,13 @@ pub fn illumination_uniformity(img: &RgbImage, upper: Rect, split_x: f32) -> Opt
 }
 
 /// Default of [`Limit::MinLowerFaceSkin`] (docs/quality.md: the labelled acceptable webcam
-/// captures measure 0.19 and more, faces behind a mask or a phone 0.00-0.01).
+/// captures measure 0.180 and more, faces behind a mask 0.000, a phone over the mouth 0.012).
 const LOWER_FACE_SKIN_DEFAULT: f32 = 0.08;
 
 /// Distance in rg chromaticity (r = R/(R+G+B), g = G/(R+G+B)) within which a sample has the
 /// face's skin colour. Chromaticity does not change with shading, so a shadowed cheek still
 /// counts; a black, white or blue mask, a phone or a glove does not (their r is near 1/3 or
-/// below, skin's about 0.40-0.57).
+/// below, well under skin's).
 const SKIN_CHROMA_TOLERANCE: f32 = 0.05;
 
 /// Samples darker than this (luma) have no reliable colour: never skin, never the reference.

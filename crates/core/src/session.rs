@@ -271,9 +271,8 @@ pub struct SessionDecision {
     pub reference_frame: Option<usize>,
     /// Up to 4 frames for audit: one per step done, then spread over the attempt.
     pub audit_frames: Vec<usize>,
-    /// The frontal pose the moves are measured from: yaw 0, and the median pitch of the frames
-    /// facing the camera.
-    pub baseline_yaw_deg: Option<f32>,
+    /// The frontal pitch the moves are measured from: the median pitch of the frames facing the
+    /// camera (yaw is measured from 0: the mesh's yaw is relative to the camera's axis).
     pub baseline_pitch_deg: Option<f32>,
     /// Lowest embedding similarity of a frame to the identity template.
     pub min_identity_similarity: Option<f32>,
@@ -308,14 +307,14 @@ struct Pose {
 fn match_steps(
     steps: &[Step],
     frames: &[&FrameObservation],
-    base: (f32, f32),
+    base_pitch: f32,
     open_level: Option<f32>,
     rules: &SessionRules,
 ) -> Vec<StepEvidence> {
     let pose = |f: &FrameObservation| -> Option<Pose> {
         Some(Pose {
-            yaw: f.yaw_deg? - base.0,
-            pitch: f.pitch_deg? - base.1,
+            yaw: f.yaw_deg?,
+            pitch: f.pitch_deg? - base_pitch,
         })
     };
     // Yaw sign: the face mesh's yaw is positive when the head turns to the person's right (the
@@ -333,19 +332,23 @@ fn match_steps(
             Step::Blink => None,
         }
     };
-    let mut out = Vec::with_capacity(steps.len());
+    let extreme = |step: Step, values: &mut dyn Iterator<Item = f32>| match step {
+        Step::Center | Step::TurnLeft => values.fold(f32::INFINITY, f32::min),
+        _ => values.fold(f32::NEG_INFINITY, f32::max),
+    };
+    let mut out: Vec<StepEvidence> = steps
+        .iter()
+        .map(|&step| StepEvidence {
+            step,
+            done: false,
+            frames: Vec::new(),
+            value: None,
+        })
+        .collect();
+    // Where each step that was met starts (a position in `frames`).
+    let mut starts: Vec<usize> = Vec::with_capacity(steps.len());
     let mut cursor = 0usize;
-    let mut failed = false;
-    for &step in steps {
-        if failed {
-            out.push(StepEvidence {
-                step,
-                done: false,
-                frames: Vec::new(),
-                value: None,
-            });
-            continue;
-        }
+    for (k, &step) in steps.iter().enumerate() {
         let found = if step == Step::Blink {
             blink(frames, cursor, open_level, rules)
         } else {
@@ -359,36 +362,39 @@ fn match_steps(
                 while end + 1 < frames.len() && holds(step, frames[end + 1]).is_some() {
                     end += 1;
                 }
-                let values = (s..=end).filter_map(|i| holds(step, frames[i]));
-                let extreme = match step {
-                    Step::Center | Step::TurnLeft => values.fold(f32::INFINITY, f32::min),
-                    _ => values.fold(f32::NEG_INFINITY, f32::max),
-                };
-                (s, end, extreme)
+                let v = extreme(step, &mut (s..=end).filter_map(|i| holds(step, frames[i])));
+                (s, end, v)
             })
         };
-        match found {
-            Some((s, e, v)) => {
-                out.push(StepEvidence {
-                    step,
-                    done: true,
-                    frames: (s..=e).map(|i| frames[i].index).collect(),
-                    value: Some(v),
-                });
-                // The next step starts after this one's first satisfying frame for CENTER (the
-                // head may stay centred into the next move) and after its run otherwise.
-                cursor = if step == Step::Center { s + 1 } else { e + 1 };
-            }
-            None => {
-                failed = true;
-                out.push(StepEvidence {
-                    step,
-                    done: false,
-                    frames: Vec::new(),
-                    value: None,
-                });
-            }
+        let Some((s, e, v)) = found else { break };
+        out[k] = StepEvidence {
+            step,
+            done: true,
+            frames: (s..=e).map(|i| frames[i].index).collect(),
+            value: Some(v),
+        };
+        starts.push(s);
+        // The next step starts after this one's first satisfying frame for CENTER (the head may
+        // stay centred into the next move) and after its run otherwise.
+        cursor = if step == Step::Center { s + 1 } else { e + 1 };
+    }
+    // A head move's evidence is every frame that holds it until the next step begins, not only
+    // its first run: a frame just under the threshold in the middle of a turn does not end it.
+    for (k, &s) in starts.iter().enumerate() {
+        let step = steps[k];
+        if matches!(step, Step::Center | Step::Blink) {
+            continue;
         }
+        let limit = starts.get(k + 1).copied().unwrap_or(frames.len());
+        let held: Vec<usize> = (s..limit.max(s + 1))
+            .filter(|&i| holds(step, frames[i]).is_some())
+            .collect();
+        let v = extreme(
+            step,
+            &mut held.iter().filter_map(|&i| holds(step, frames[i])),
+        );
+        out[k].frames = held.iter().map(|&i| frames[i].index).collect();
+        out[k].value = Some(v);
     }
     out
 }
@@ -490,7 +496,6 @@ pub fn decide(
     // The frontal pose: yaw 0 (the mesh's yaw is measured from the camera's axis, and a camera
     // above or below the face does not turn it); pitch, which a camera above or below does
     // offset, the median of the frames within `center_deg` of yaw 0.
-    let base_yaw = Some(0.0);
     let base_pitch = median(
         with_face
             .iter()
@@ -498,11 +503,9 @@ pub fn decide(
             .filter_map(|f| f.pitch_deg)
             .collect(),
     );
-    let base = (0.0, base_pitch.unwrap_or(0.0));
+    let base = base_pitch.unwrap_or(0.0);
     let frontal = |f: &&&FrameObservation| match (f.yaw_deg, f.pitch_deg) {
-        (Some(y), Some(p)) => {
-            (y - base.0).abs() <= rules.center_deg && (p - base.1).abs() <= rules.center_deg
-        }
+        (Some(y), Some(p)) => y.abs() <= rules.center_deg && (p - base).abs() <= rules.center_deg,
         _ => false,
     };
     // Reference frame: the sharpest frontal frame that passes the gate, else the sharpest frontal.
@@ -685,7 +688,6 @@ pub fn decide(
         steps: evidence,
         reference_frame: reference.map(|r| r.index),
         audit_frames: audit,
-        baseline_yaw_deg: base_yaw,
         baseline_pitch_deg: base_pitch,
         min_identity_similarity: min_sim,
         identity_similarity: similarity,
@@ -753,6 +755,37 @@ mod tests {
         assert!(d.steps.iter().all(|s| s.done));
         // The sharpest frontal frame that passes the gate (all alike here: the last).
         assert_eq!(d.reference_frame, Some(8));
+    }
+
+    #[test]
+    fn a_dip_inside_a_turn_does_not_end_its_evidence() {
+        // A right turn with one frame just under the threshold in the middle; the turn's first
+        // frame is not the session's face (a hand in front of it), a later one is.
+        let mut f = frames(&[
+            C,
+            (20.0, 0.0, 0.3),
+            (12.0, 0.0, 0.3),
+            (25.0, 0.0, 0.3),
+            C,
+            C,
+        ]);
+        f[1].embedding = Embedding::from_raw(vec![0.0, 1.0]);
+        let d = decide(
+            &[Step::TurnRight, Step::Center],
+            &f,
+            &SessionRules::default(),
+        );
+        assert_eq!(d.steps[0].frames, vec![1, 3]);
+        assert_eq!(d.steps[0].value, Some(25.0));
+        assert_eq!(d.status, SessionStatus::Live, "{:?}", d.reasons);
+        // Only the non-matching frame turns: the move was not made by the session's face.
+        f[3] = frame(3, 0.0, 0.0, 0.3);
+        let d = decide(
+            &[Step::TurnRight, Step::Center],
+            &f,
+            &SessionRules::default(),
+        );
+        assert_eq!(codes(&d), vec![SessionCode::IdentityChanged]);
     }
 
     #[test]

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod dataset;
 pub mod ensembles;
+pub mod face_match;
 pub mod gate_labels;
 pub mod metrics;
 pub mod platt;

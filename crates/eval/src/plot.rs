@@ -224,6 +224,47 @@ pub fn det_curve(
     path_png: &Path,
     path_svg: &Path,
 ) -> Result<(), EvalError> {
+    det_curve_labelled(points, op, title, &DetLabels::PAD, path_png, path_svg)
+}
+
+/// The names a DET plot gives its two rates (x = `DetPoint::apcer`, y = `DetPoint::bpcer`).
+#[derive(Debug, Clone, Copy)]
+pub struct DetLabels {
+    pub x: &'static str,
+    pub y: &'static str,
+    pub x_desc: &'static str,
+    pub y_desc: &'static str,
+    pub curve: &'static str,
+}
+
+impl DetLabels {
+    /// ISO/IEC 30107-3 (presentation attack detection).
+    pub const PAD: DetLabels = DetLabels {
+        x: "APCER",
+        y: "BPCER",
+        x_desc: "APCER (attack presentations accepted as bona fide), normal-deviate scale",
+        y_desc: "BPCER (bona fide rejected), normal-deviate scale",
+        curve: "DET: APCER (max over attack types) vs BPCER",
+    };
+    /// ISO/IEC 19795-1 (verification): x = FMR, y = FNMR.
+    pub const MATCH: DetLabels = DetLabels {
+        x: "FMR",
+        y: "FNMR",
+        x_desc: "FMR (impostor comparisons accepted as a match), normal-deviate scale",
+        y_desc: "FNMR (genuine comparisons rejected), normal-deviate scale",
+        curve: "DET: FMR vs FNMR",
+    };
+}
+
+/// [`det_curve`] with the rates named by `labels`.
+pub fn det_curve_labelled(
+    points: &[DetPoint],
+    op: Option<&DetPoint>,
+    title: &str,
+    labels: &DetLabels,
+    path_png: &Path,
+    path_svg: &Path,
+) -> Result<(), EvalError> {
     ensure_font(path_png)?;
     let axis = ProbitAxis::new(
         points
@@ -233,11 +274,11 @@ pub fn det_curve(
             .filter(|r| r.is_finite()),
     );
     write_png(path_png, DET_SIZE, |root| {
-        draw_det(root, points, op, title, &axis)
+        draw_det(root, points, op, title, &axis, labels)
     })?;
     {
         let root = SVGBackend::new(path_svg, DET_SIZE).into_drawing_area();
-        draw_det(&root, points, op, title, &axis).map_err(|m| plot_err(path_svg, m))?;
+        draw_det(&root, points, op, title, &axis, labels).map_err(|m| plot_err(path_svg, m))?;
         root.present().map_err(|e| plot_err(path_svg, e))?;
     }
     Ok(())
@@ -249,6 +290,7 @@ fn draw_det<DB: DrawingBackend>(
     op: Option<&DetPoint>,
     title: &str,
     axis: &ProbitAxis,
+    labels: &DetLabels,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -266,8 +308,8 @@ fn draw_det<DB: DrawingBackend>(
     let fmt = |v: &f64| axis.label(*v);
     chart
         .configure_mesh()
-        .x_desc("APCER (attack presentations accepted as bona fide), normal-deviate scale")
-        .y_desc("BPCER (bona fide rejected), normal-deviate scale")
+        .x_desc(labels.x_desc)
+        .y_desc(labels.y_desc)
         .x_label_formatter(&fmt)
         .y_label_formatter(&fmt)
         .label_style((FONT, 14))
@@ -304,7 +346,7 @@ fn draw_det<DB: DrawingBackend>(
             BLACK.mix(0.35).stroke_width(1),
         ))
         .map_err(e)?
-        .label("APCER = BPCER (EER line)")
+        .label(format!("{} = {} (EER line)", labels.x, labels.y))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.35)));
 
     let curve: Vec<(f64, f64)> = points
@@ -314,7 +356,7 @@ fn draw_det<DB: DrawingBackend>(
     chart
         .draw_series(LineSeries::new(curve.clone(), BLUE.stroke_width(2)))
         .map_err(e)?
-        .label("DET: APCER (max over attack types) vs BPCER")
+        .label(labels.curve)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     if curve.len() <= 300 {
         chart
@@ -345,9 +387,11 @@ fn draw_det<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label(format!(
-                "operating threshold {}: APCER {}, BPCER {}",
+                "operating threshold {}: {} {}, {} {}",
                 op.threshold,
+                labels.x,
                 pct_label_2(op.apcer),
+                labels.y,
                 pct_label_2(op.bpcer)
             ))
             .legend(|(x, y)| Circle::new((x + 10, y), 5, OP_COLOR.filled()));
@@ -421,20 +465,92 @@ pub fn score_histogram(
             }
         }
     }
-    let hist = Hist::new(&bona, &attack, threshold, bins);
     let info = HistInfo {
         n_bona: bona.len(),
         n_attack: attack.len(),
         gated_bona,
         gated_attack,
         threshold,
+        labels: &HistLabels::PAD,
     };
+    write_hist(&bona, &attack, bins, title, &info, path_png, path_svg)
+}
+
+/// What a histogram calls its axis, its two classes and its unscored samples.
+#[derive(Debug, Clone, Copy)]
+pub struct HistLabels {
+    pub x_desc: &'static str,
+    pub positive: &'static str,
+    pub negative: &'static str,
+    /// The classes in the caption's count of unscored samples.
+    pub counted: (&'static str, &'static str),
+    pub not_scored: &'static str,
+}
+
+impl HistLabels {
+    pub const PAD: HistLabels = HistLabels {
+        x_desc: "liveness score (higher = more live)",
+        positive: "bona fide",
+        negative: "attack, all types",
+        counted: ("bona fide", "attack"),
+        not_scored: "Not shown (rejected by the quality gate, no score)",
+    };
+    pub const MATCH: HistLabels = HistLabels {
+        x_desc: "similarity (cosine of the face embeddings; higher = more alike)",
+        positive: "genuine (same person)",
+        negative: "impostor (different people)",
+        counted: ("genuine", "impostor"),
+        not_scored: "Not shown (no usable face on one side, no score)",
+    };
+}
+
+/// A histogram of genuine and impostor similarities (each normalised to its own count) with
+/// the threshold as a vertical line.
+#[allow(clippy::too_many_arguments)]
+pub fn similarity_histogram(
+    genuine: &[f64],
+    impostor: &[f64],
+    not_scored: (usize, usize),
+    threshold: f64,
+    bins: usize,
+    title: &str,
+    path_png: &Path,
+    path_svg: &Path,
+) -> Result<(), EvalError> {
+    if bins == 0 {
+        return Err(EvalError::InvalidBins);
+    }
+    if !threshold.is_finite() {
+        return Err(EvalError::InvalidThreshold(threshold));
+    }
+    ensure_font(path_png)?;
+    let info = HistInfo {
+        n_bona: genuine.len(),
+        n_attack: impostor.len(),
+        gated_bona: not_scored.0,
+        gated_attack: not_scored.1,
+        threshold,
+        labels: &HistLabels::MATCH,
+    };
+    write_hist(genuine, impostor, bins, title, &info, path_png, path_svg)
+}
+
+fn write_hist(
+    bona: &[f64],
+    attack: &[f64],
+    bins: usize,
+    title: &str,
+    info: &HistInfo,
+    path_png: &Path,
+    path_svg: &Path,
+) -> Result<(), EvalError> {
+    let hist = Hist::new(bona, attack, info.threshold, bins);
     write_png(path_png, HIST_SIZE, |root| {
-        draw_hist(root, &hist, &info, title)
+        draw_hist(root, &hist, info, title)
     })?;
     {
         let root = SVGBackend::new(path_svg, HIST_SIZE).into_drawing_area();
-        draw_hist(&root, &hist, &info, title).map_err(|m| plot_err(path_svg, m))?;
+        draw_hist(&root, &hist, info, title).map_err(|m| plot_err(path_svg, m))?;
         root.present().map_err(|e| plot_err(path_svg, e))?;
     }
     Ok(())
@@ -446,6 +562,7 @@ struct HistInfo {
     gated_bona: usize,
     gated_attack: usize,
     threshold: f64,
+    labels: &'static HistLabels,
 }
 
 /// Equal-width bins over the score range (`[0, 1]` when every score and the
@@ -530,7 +647,7 @@ fn draw_hist<DB: DrawingBackend>(
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("liveness score (higher = more live)")
+        .x_desc(info.labels.x_desc)
         .y_desc("fraction of the class's scored samples")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
@@ -558,7 +675,10 @@ fn draw_hist<DB: DrawingBackend>(
     chart
         .draw_series(bars(&hist.bona, BONA_FIDE_COLOR))
         .map_err(e)?
-        .label(format!("bona fide (n = {} scored)", info.n_bona))
+        .label(format!(
+            "{} (n = {} scored)",
+            info.labels.positive, info.n_bona
+        ))
         .legend(|(x, y)| {
             Rectangle::new(
                 [(x, y - 6), (x + 16, y + 6)],
@@ -568,7 +688,10 @@ fn draw_hist<DB: DrawingBackend>(
     chart
         .draw_series(bars(&hist.attack, ATTACK_COLOR))
         .map_err(e)?
-        .label(format!("attack, all types (n = {} scored)", info.n_attack))
+        .label(format!(
+            "{} (n = {} scored)",
+            info.labels.negative, info.n_attack
+        ))
         .legend(|(x, y)| {
             Rectangle::new(
                 [(x, y - 6), (x + 16, y + 6)],
@@ -598,8 +721,12 @@ fn draw_hist<DB: DrawingBackend>(
     lower
         .draw(&Text::new(
             format!(
-                "Not shown (rejected by the quality gate, no score): {} bona fide, {} attack.",
-                info.gated_bona, info.gated_attack
+                "{}: {} {}, {} {}.",
+                info.labels.not_scored,
+                info.gated_bona,
+                info.labels.counted.0,
+                info.gated_attack,
+                info.labels.counted.1
             ),
             (20, 6),
             (FONT, 14),

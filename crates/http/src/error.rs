@@ -78,6 +78,10 @@ pub enum ErrorKind {
     BadFrames,
     /// Too many failed sessions from this client recently.
     TooManyFailures,
+    /// `POST /v1/sessions/{id}/match` on a session whose result kept no reference frame.
+    SessionNoReference,
+    /// A face match was asked of a server without a face-embedding model or match threshold.
+    MatchUnavailable,
     /// The image could not be decoded (its code is the decoder error's).
     Decode(DecodeKind),
     Internal,
@@ -113,7 +117,7 @@ impl DecodeKind {
 
 impl ErrorKind {
     /// Every kind (for the README's table test).
-    pub const ALL: [ErrorKind; 39] = [
+    pub const ALL: [ErrorKind; 41] = [
         ErrorKind::MalformedMultipart,
         ErrorKind::MissingFile,
         ErrorKind::BadJson,
@@ -145,6 +149,8 @@ impl ErrorKind {
         ErrorKind::SessionPending,
         ErrorKind::BadFrames,
         ErrorKind::TooManyFailures,
+        ErrorKind::SessionNoReference,
+        ErrorKind::MatchUnavailable,
         ErrorKind::Decode(DecodeKind::Empty),
         ErrorKind::Decode(DecodeKind::TooManyBytes),
         ErrorKind::Decode(DecodeKind::NotAnImage),
@@ -189,6 +195,8 @@ impl ErrorKind {
             ErrorKind::SessionPending => "SESSION_PENDING",
             ErrorKind::BadFrames => "BAD_FRAMES",
             ErrorKind::TooManyFailures => "TOO_MANY_FAILURES",
+            ErrorKind::SessionNoReference => "SESSION_NO_REFERENCE",
+            ErrorKind::MatchUnavailable => "MATCH_UNAVAILABLE",
             ErrorKind::Decode(DecodeKind::TooManyBytes) => "IMAGE_TOO_MANY_BYTES",
             ErrorKind::Decode(DecodeKind::NotAnImage) => "NOT_AN_IMAGE",
             ErrorKind::Decode(DecodeKind::UnsupportedFormat) => "UNSUPPORTED_FORMAT",
@@ -216,7 +224,10 @@ impl ErrorKind {
             | ErrorKind::BadFrames
             | ErrorKind::Decode(DecodeKind::Empty) => StatusCode::BAD_REQUEST,
             ErrorKind::SessionNotFound => StatusCode::NOT_FOUND,
-            ErrorKind::SessionUsed | ErrorKind::SessionPending => StatusCode::CONFLICT,
+            ErrorKind::SessionUsed | ErrorKind::SessionPending | ErrorKind::SessionNoReference => {
+                StatusCode::CONFLICT
+            }
+            ErrorKind::MatchUnavailable => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::SessionExpired => StatusCode::GONE,
             ErrorKind::TooManyFailures => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::HeaderTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -28,25 +28,48 @@ pub(crate) struct Base64Image {
 /// ignored; a malformed value is a 400.
 pub(crate) fn parse_query(q: Option<&str>) -> Result<CheckOptions, ApiError> {
     let mut opts = CheckOptions::default();
-    let Some(q) = q else { return Ok(opts) };
+    if let Some(v) = bool_param(q, "enable_checks")? {
+        opts.enable_checks = v;
+    }
+    Ok(opts)
+}
+
+/// `require_live` and `enable_checks` of `POST /v1/match` (both default true).
+pub(crate) fn parse_match_query(
+    q: Option<&str>,
+) -> Result<ekyc_core::face_match::MatchOptions, ApiError> {
+    let mut opts = ekyc_core::face_match::MatchOptions::default();
+    if let Some(v) = bool_param(q, "require_live")? {
+        opts.require_live = v;
+    }
+    if let Some(v) = bool_param(q, "enable_checks")? {
+        opts.enable_checks = v;
+    }
+    Ok(opts)
+}
+
+/// The boolean query parameter `name` (the last one given), if present.
+fn bool_param(q: Option<&str>, name: &str) -> Result<Option<bool>, ApiError> {
+    let Some(q) = q else { return Ok(None) };
+    let mut out = None;
     for (k, v) in form_urlencoded_pairs(q) {
-        if k == "enable_checks" {
-            opts.enable_checks = match v.to_ascii_lowercase().as_str() {
+        if k == name {
+            out = Some(match v.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
                 _ => {
                     return Err(ApiError::new(
                         ErrorKind::BadQuery,
                         format!(
-                            "enable_checks must be true or false, got \"{}\"",
+                            "{name} must be true or false, got \"{}\"",
                             crate::error::excerpt(&v)
                         ),
                     ))
                 }
-            };
+            });
         }
     }
-    Ok(opts)
+    Ok(out)
 }
 
 fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
@@ -129,17 +152,7 @@ pub async fn extract_image(ctype: &str, body: Bytes, limit: usize) -> Result<Vec
     let image = match mime.as_str() {
         "multipart/form-data" => multipart_file(ctype, body).await?,
         "image/jpeg" | "image/jpg" | "image/png" | "image/webp" => body.to_vec(),
-        "application/json" => {
-            let image = base64_field(&body)?;
-            let data = match image.split_once(";base64,") {
-                Some((prefix, rest)) if prefix.starts_with("data:") => rest,
-                _ => image.as_str(),
-            };
-            let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(cleaned.as_bytes())
-                .map_err(|e| ApiError::new(ErrorKind::BadBase64, base64_message(&e)))?
-        }
+        "application/json" => decode_base64(&base64_field(&body)?, "image")?,
         "" => {
             return Err(ApiError::new(
                 ErrorKind::UnsupportedMediaType,
@@ -163,6 +176,145 @@ pub async fn extract_image(ctype: &str, body: Bytes, limit: usize) -> Result<Vec
         ));
     }
     Ok(image)
+}
+
+/// The bytes of a base64 string (standard alphabet, whitespace ignored, an optional
+/// `data:image/...;base64,` prefix); errors name `field`.
+fn decode_base64(image: &str, field: &str) -> Result<Vec<u8>, ApiError> {
+    let data = match image.split_once(";base64,") {
+        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+        _ => image,
+    };
+    let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| {
+            ApiError::new(
+                ErrorKind::BadBase64,
+                base64_message(&e).replacen("the image field", &format!("the {field} field"), 1),
+            )
+        })
+}
+
+/// Read a body of at most `body_limit` bytes (413 over it, 400 when it ends early).
+pub(crate) async fn read_body(req: Request, body_limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::BodyTooLarge,
+            format!("request body is over the limit of {body_limit} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > body_limit {
+            crate::drain(req).await;
+            return Err(too_large());
+        }
+    }
+    match axum::body::to_bytes(req.into_body(), body_limit).await {
+        Ok(b) => Ok(b),
+        Err(e) if over_limit(&e) => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            ErrorKind::IncompleteBody,
+            "the request body ended before its announced length",
+        )),
+    }
+}
+
+/// The images named `names` of a body that has been read: multipart/form-data fields of those
+/// names, or the base64 string fields of a JSON object. Each at most `limit` bytes and not
+/// empty; a missing one is MISSING_FILE naming it. Other fields are ignored.
+pub(crate) async fn named_images(
+    ctype: &str,
+    body: Bytes,
+    names: &[&str],
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, ApiError> {
+    let mut found: Vec<Option<Vec<u8>>> = vec![None; names.len()];
+    match mime_of(ctype).as_str() {
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(ctype).map_err(|_| {
+                ApiError::new(
+                    ErrorKind::MalformedMultipart,
+                    "multipart/form-data needs a boundary parameter",
+                )
+            })?;
+            let stream = futures_util::stream::once(async move {
+                Ok::<Bytes, std::convert::Infallible>(body)
+            });
+            let mut mp = multer::Multipart::new(stream, boundary);
+            while let Some(field) = mp.next_field().await.map_err(|e| multipart_error(&e))? {
+                let Some(i) = names.iter().position(|n| field.name() == Some(n)) else {
+                    continue;
+                };
+                let data = field.bytes().await.map_err(|e| multipart_error(&e))?;
+                found[i] = Some(data.to_vec());
+            }
+        }
+        "application/json" => {
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::BadJson,
+                    format!(
+                        "the body is not valid JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            })?;
+            let serde_json::Value::Object(obj) = v else {
+                return Err(ApiError::new(
+                    ErrorKind::BadJson,
+                    "the JSON body must be an object of base64 strings",
+                ));
+            };
+            for (i, n) in names.iter().enumerate() {
+                match obj.get(*n) {
+                    Some(serde_json::Value::String(s)) => found[i] = Some(decode_base64(s, n)?),
+                    Some(_) => {
+                        return Err(ApiError::new(
+                            ErrorKind::BadJson,
+                            format!("the JSON field \"{n}\" must be a base64 string"),
+                        ))
+                    }
+                    None => {}
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                format!(
+                    "unsupported Content-Type \"{}\": send multipart/form-data (fields {}) or application/json",
+                    crate::error::excerpt(other),
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    }
+    names
+        .iter()
+        .zip(found)
+        .map(|(n, f)| match f {
+            None => Err(ApiError::new(
+                ErrorKind::MissingFile,
+                format!("the body has no field named `{n}`"),
+            )),
+            Some(b) if b.is_empty() => Err(ApiError::new(
+                ErrorKind::EmptyImage,
+                format!("{n}: the image is empty (0 bytes)"),
+            )),
+            Some(b) if b.len() > limit => Err(ApiError::new(
+                ErrorKind::BodyTooLarge,
+                format!("{n}: the image is over the limit of {limit} bytes"),
+            )),
+            Some(b) => Ok(b),
+        })
+        .collect()
 }
 
 /// True when a body error is the body limit being exceeded (not a broken or short body).

@@ -4,6 +4,7 @@
 pub mod auth;
 mod demo;
 pub mod error;
+pub mod face_match;
 mod input;
 pub mod listen;
 pub mod openapi;
@@ -101,6 +102,29 @@ impl ServerConfig {
     }
 }
 
+impl AppState {
+    /// Reserve the body budget for a request announcing `announced` bytes (503 SERVER_BUSY when
+    /// other uploads hold it); released when the permit drops.
+    pub(crate) fn reserve_body(
+        &self,
+        announced: Option<u64>,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        let want_kib = self.server.body_reservation(announced).div_ceil(1024);
+        u32::try_from(want_kib)
+            .ok()
+            .and_then(|kib| self.body_budget.try_acquire_many(kib).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Busy,
+                    format!(
+                        "the server is receiving its maximum of uploads ({} MiB of bodies); retry shortly",
+                        self.server.body_memory_mb
+                    ),
+                )
+            })
+    }
+}
+
 /// True when running inside AWS Lambda (the runtime API address is set).
 pub fn in_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.is_empty())
@@ -160,6 +184,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(sessions::create))
         .route("/v1/sessions/{id}/verify", post(sessions::verify))
         .route("/v1/sessions/{id}/result", get(sessions::result))
+        .route("/v1/sessions/{id}/match", post(face_match::session_match))
+        .route("/v1/match", post(face_match::match_images))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -392,19 +418,7 @@ async fn handle_liveness(state: Arc<AppState>, req: Request) -> Result<Verdict, 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let want_kib = state.server.body_reservation(announced).div_ceil(1024);
-    let _body = u32::try_from(want_kib)
-        .ok()
-        .and_then(|kib| state.body_budget.try_acquire_many(kib).ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::Busy,
-                format!(
-                    "the server is receiving its maximum of uploads ({} MiB of bodies); retry shortly",
-                    state.server.body_memory_mb
-                ),
-            )
-        })?;
+    let _body = state.reserve_body(announced)?;
     // A stalled or trickling upload is cut after the body timeout; its buffer is dropped with it.
     let timeout = std::time::Duration::from_secs_f64(state.server.body_timeout_s.max(0.1));
     let image = tokio::time::timeout(timeout, input::read_image(req, limit))

@@ -16,7 +16,9 @@ use utoipa::OpenApi;
         super::uploads::result,
         super::sessions::create,
         super::sessions::verify,
-        super::sessions::result
+        super::sessions::result,
+        super::face_match::match_images,
+        super::face_match::session_match
     ),
     components(schemas(
         super::LivenessResponse,
@@ -27,6 +29,8 @@ use utoipa::OpenApi;
         super::uploads::ResultPending,
         super::sessions::SessionCreated,
         super::sessions::SessionVerdict,
+        super::face_match::MatchResponse,
+        super::face_match::SessionMatchResponse,
         super::error::ErrorBody,
         super::error::ErrorDetail
     ))

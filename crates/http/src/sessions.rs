@@ -959,6 +959,39 @@ fn image_json(frames: &[(Vec<u8>, u64)], i: usize) -> Option<serde_json::Value> 
     }))
 }
 
+/// A verified session's status and its reference frame's bytes (for `POST
+/// /v1/sessions/{id}/match`): 404/409/410 as `GET …/result`, and 409 SESSION_NO_REFERENCE when
+/// the result kept no reference frame (no frame had a usable face, or the in-process store
+/// dropped the images of old results).
+pub(crate) async fn reference_of(
+    state: &AppState,
+    id: &str,
+) -> Result<(String, Vec<u8>), ApiError> {
+    use base64::Engine;
+    check_id(id)?;
+    let v = state.sessions.result(id).await?;
+    let status = v
+        .get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("ERROR")
+        .to_string();
+    let no_reference = || {
+        ApiError::new(
+            ErrorKind::SessionNoReference,
+            "the session kept no reference frame to match; run a new session",
+        )
+    };
+    let data = v
+        .get("reference_image")
+        .and_then(|r| r.get("data"))
+        .and_then(|d| d.as_str())
+        .ok_or_else(no_reference)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| no_reference())?;
+    Ok((status, bytes))
+}
+
 fn status_str(s: SessionStatus) -> &'static str {
     match s {
         SessionStatus::Live => "LIVE",

@@ -110,6 +110,11 @@ pub struct TemplatePoint {
 pub struct EmbeddingSpec {
     pub dims: usize,
     pub template: Vec<TemplatePoint>,
+    /// The cosine similarity at or above which two faces are the same person (selfie against
+    /// document), calibrated with `ekyc calibrate-match`; none: the model is not used for face
+    /// match unless a threshold is configured.
+    #[serde(default)]
+    pub match_threshold: Option<f32>,
 }
 
 /// What a landmark model locates.

@@ -13,6 +13,7 @@ mod bench_http;
 mod calibrate;
 mod ensembles;
 mod eval;
+mod face_match;
 mod gate;
 mod models;
 mod session;
@@ -106,6 +107,16 @@ enum Cmd {
     /// prints the decision, the per-step evidence and every frame's measurements as JSON. Exit 0
     /// only if LIVE.
     SessionCheck(session::SessionCheckArgs),
+    /// Face match: is the person of SELFIE the one on DOCUMENT? Prints the JSON outcome (as POST
+    /// /v1/match). Exit 0 on a match, 1 on no match, 2 on an error.
+    Match(face_match::MatchCmdArgs),
+    /// ISO/IEC 19795-1 evaluation of the face match on labelled comparisons (--pairs or
+    /// --identities): FNMR and FMR at the threshold with Wilson and Clopper–Pearson intervals, EER,
+    /// FNMR at FMR 1e-2 and 1e-3, DET plot and similarity histogram; writes them into --out.
+    EvalMatch(face_match::EvalMatchArgs),
+    /// Choose the face-match threshold for a target FMR on labelled comparisons; prints both
+    /// rates with 95 % intervals and the line EKYC_MATCH_THRESHOLD=<value>.
+    CalibrateMatch(face_match::CalibrateMatchArgs),
     /// Provision, verify or list models.
     Models {
         #[command(subcommand)]
@@ -149,6 +160,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Models { cmd } => models::run(cmd),
         Cmd::Eval(args) => eval::eval(args),
         Cmd::SessionCheck(args) => session::run(args),
+        Cmd::Match(args) => face_match::match_one(args),
+        Cmd::EvalMatch(args) => face_match::eval_match(args),
+        Cmd::CalibrateMatch(args) => face_match::calibrate_match(args),
         Cmd::EvalEnsembles(args) => ensembles::run(args),
         Cmd::EvalGate(args) => gate::eval_gate(args),
         Cmd::BenchHttp(args) => bench_http::run(args),
@@ -291,7 +305,10 @@ fn check(
 }
 
 /// Read at most `limit` bytes of `path`; more is IMAGE_TOO_MANY_BYTES, failure READ_FAILED.
-fn read_bounded(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, (&'static str, String)> {
+pub(crate) fn read_bounded(
+    path: &std::path::Path,
+    limit: usize,
+) -> Result<Vec<u8>, (&'static str, String)> {
     use std::io::Read;
     let read_failed = |e: std::io::Error| {
         (
