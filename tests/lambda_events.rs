@@ -70,6 +70,8 @@ async fn every_api_event_gets_the_expected_answer() {
         ("apigw-v2-session-create.json", 201, ""),
         ("apigw-v2-session-verify.json", 404, "SESSION_NOT_FOUND"),
         ("apigw-v2-session-result.json", 404, "SESSION_NOT_FOUND"),
+        // Two gradients: neither has a face (the first reason).
+        ("apigw-v2-match.json", 200, "SELFIE_NO_FACE"),
     ];
     let mut names: Vec<String> = std::fs::read_dir(common::repo().join("events"))
         .expect("events dir")
@@ -86,6 +88,7 @@ async fn every_api_event_gets_the_expected_answer() {
         let got = v["status"]
             .as_str()
             .or(v["error"]["code"].as_str())
+            .or(v["reasons"][0]["code"].as_str())
             .unwrap_or("");
         assert_eq!(got, *marker, "{name}: {v}");
         if name.contains("multipart") || name.contains("raw") {
@@ -120,6 +123,35 @@ async fn the_same_events_with_a_real_face() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "SPOOF", "{v}");
     assert_eq!(v["image"]["exif_orientation"], 6);
+
+    // POST /v1/match through API Gateway: a selfie and another photo of the same person.
+    if common::has("live/facerec_obama.jpg") && common::has("other/facerec_obama3.jpg") {
+        use base64::Engine;
+        let mut ev = event("apigw-v2-match.json");
+        let ctype = ev["headers"]["content-type"]
+            .as_str()
+            .expect("content type")
+            .to_string();
+        let boundary = ctype
+            .split("boundary=")
+            .nth(1)
+            .expect("boundary")
+            .to_string();
+        let mut body = Vec::new();
+        for (name, rel) in [
+            ("selfie", "live/facerec_obama.jpg"),
+            ("document", "other/facerec_obama3.jpg"),
+        ] {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
+            body.extend_from_slice(&read(rel));
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        ev["body"] = Value::String(base64::engine::general_purpose::STANDARD.encode(body));
+        let (s, v) = invoke(&ev).await;
+        assert_eq!((s, v["match"].as_bool()), (200, Some(true)), "{v}");
+        assert_eq!(v["request_id"], "Pq3bYhvLIAMEJbW=");
+    }
 }
 
 /// An event with the example session id replaced by `id` in its path.

@@ -532,3 +532,82 @@ async fn concurrent_deliveries_leave_one_result() {
     }
     assert!(single_writer > 0, "every race let both writers through");
 }
+
+/// The match convention: `uploads/<case>/selfie.*` + `uploads/<case>/document.*` →
+/// `results/<case>.json`. The first image's event waits for its pair; the second writes the
+/// result; a duplicate delivery of either is skipped; a new document re-runs the match.
+#[tokio::test]
+async fn a_selfie_and_a_document_in_one_case_are_matched_once() {
+    if !ready() {
+        return;
+    }
+    let (selfie, same, other) = (
+        "live/facerec_obama.jpg",
+        "other/facerec_obama3.jpg",
+        "id/passporteye_100_pass-uto.jpg",
+    );
+    if ![selfie, same, other].iter().all(|r| common::has(r)) {
+        common::skip("the Obama photos and the Utopia passport (../shared/testdata/faces)");
+        return;
+    }
+    let b = bucket("uploads-match").await;
+    let t = trigger(None).await;
+    put(&b, "uploads/case-7/selfie.jpg", read(selfie)).await;
+    let first = t
+        .handle(
+            event("s3-put-image.json", &b, Some("uploads/case-7/selfie.jpg")),
+            "req-m1",
+        )
+        .await
+        .expect("handled");
+    assert_eq!(first[0].outcome, Outcome::WaitingForPair);
+    assert!(get_json(&b, "results/case-7.json").await.is_none());
+
+    put(&b, "uploads/case-7/document.jpg", read(same)).await;
+    let second = t
+        .handle(
+            event("s3-put-image.json", &b, Some("uploads/case-7/document.jpg")),
+            "req-m2",
+        )
+        .await
+        .expect("handled");
+    assert_eq!(second[0].outcome, Outcome::Written);
+    assert_eq!(second[0].result_key.as_deref(), Some("results/case-7.json"));
+    let doc = get_json(&b, "results/case-7.json").await.expect("result");
+    assert_eq!(doc["status"], "MATCH", "{doc}");
+    assert_eq!(doc["outcome"]["match"], true);
+    assert_eq!(doc["outcome"]["selfie"]["status"], "LIVE");
+    assert_eq!(doc["selfie"]["key"], "uploads/case-7/selfie.jpg");
+    assert_eq!(doc["document"]["key"], "uploads/case-7/document.jpg");
+    // No per-image liveness results for the case's images.
+    assert!(get_json(&b, "results/case-7/selfie.jpg.json")
+        .await
+        .is_none());
+
+    // Both events again (at-least-once): skipped, the result kept.
+    for key in ["uploads/case-7/selfie.jpg", "uploads/case-7/document.jpg"] {
+        let again = t
+            .handle(event("s3-put-image.json", &b, Some(key)), "req-m3")
+            .await
+            .expect("handled");
+        assert_eq!(again[0].outcome, Outcome::Duplicate, "{key}");
+    }
+    assert_eq!(
+        get_json(&b, "results/case-7.json").await.expect("result")["request_id"],
+        "req-m2"
+    );
+
+    // Another person's document replaces the first: matched again, no match.
+    put(&b, "uploads/case-7/document.jpg", read(other)).await;
+    let third = t
+        .handle(
+            event("s3-put-image.json", &b, Some("uploads/case-7/document.jpg")),
+            "req-m4",
+        )
+        .await
+        .expect("handled");
+    assert_eq!(third[0].outcome, Outcome::Written);
+    let doc = get_json(&b, "results/case-7.json").await.expect("result");
+    assert_eq!(doc["status"], "NO_MATCH", "{doc}");
+    assert_eq!(doc["outcome"]["reasons"][0]["code"], "NOT_SAME_PERSON");
+}

@@ -480,6 +480,62 @@ fn the_clip_is_live_through_the_server_with_the_seeded_challenge() {
         .collect();
     assert!(done.iter().all(|d| *d), "{r}");
     assert!(r["evidence"]["reference_frame"].is_number(), "{r}");
+
+    // Face match against the session's reference frame: a frame of the same clip as the
+    // "document" is the same person; another person's passport page is not.
+    let doc = |data: &[u8]| {
+        let mut b = Vec::new();
+        b.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"d.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        b
+    };
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let url = format!("{base}/v1/sessions/{id}/match");
+    let same = clip(CLIP_FROM, CLIP_FROM, 1).remove(0).0;
+    let (s, m, _) = call(ureq::post(&url), Some((ct.as_str(), doc(&same))));
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(
+        (m["match"].as_bool(), m["session_status"].as_str()),
+        (Some(true), Some("LIVE")),
+        "{m}"
+    );
+    assert!(
+        m["selfie"].is_null() && m["document"]["face"]["box"].is_object(),
+        "{m}"
+    );
+    if common::has("id/passporteye_100_pass-uto.jpg") {
+        let other = common::read("id/passporteye_100_pass-uto.jpg");
+        let (s, m, _) = call(ureq::post(&url), Some((ct.as_str(), doc(&other))));
+        assert_eq!(s, 200, "{m}");
+        assert_eq!(m["match"].as_bool(), Some(false), "{m}");
+        assert_eq!(
+            m["reasons"][0]["code"].as_str(),
+            Some("NOT_SAME_PERSON"),
+            "{m}"
+        );
+    }
+    // Only verified sessions: a new one is pending (409), an unknown one 404.
+    let (_, fresh, _) = create(&base, "dev-clip");
+    let fresh_id = fresh["session_id"].as_str().expect("id");
+    let (s, m, _) = call(
+        ureq::post(&format!("{base}/v1/sessions/{fresh_id}/match")),
+        Some((ct.as_str(), doc(&same))),
+    );
+    assert_eq!(
+        (s, m["error"]["code"].as_str()),
+        (409, Some("SESSION_PENDING")),
+        "{m}"
+    );
+    let (s, m, _) = call(
+        ureq::post(&format!("{base}/v1/sessions/{}/match", "0".repeat(32))),
+        Some((ct.as_str(), doc(&same))),
+    );
+    assert_eq!(
+        (s, m["error"]["code"].as_str()),
+        (404, Some("SESSION_NOT_FOUND")),
+        "{m}"
+    );
 }
 
 #[test]

@@ -208,7 +208,8 @@ for mode, public_health, demo in itertools.product(["jwt", "iam", "none"], ["tru
         failures.append(f"{label}: demo routes {sorted(demo_routes & set(routes))}")
     # CORS preflights are never authenticated (browsers send them without credentials).
     public = {"OPTIONS /v1/liveness", "OPTIONS /v1/uploads", "OPTIONS /v1/results/{id}",
-              "OPTIONS /v1/sessions", "OPTIONS /v1/sessions/{id}/verify", "OPTIONS /v1/sessions/{id}/result"} | (demo_routes if demo == "true" else set())
+              "OPTIONS /v1/sessions", "OPTIONS /v1/sessions/{id}/verify", "OPTIONS /v1/sessions/{id}/result",
+              "OPTIONS /v1/sessions/{id}/match", "OPTIONS /v1/match"} | (demo_routes if demo == "true" else set())
     if mode == "none" or public_health == "true":
         public.add("GET /health")
     for route, op in routes.items():

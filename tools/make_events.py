@@ -69,6 +69,15 @@ def session_frames(frames):
                   f"--{BOUNDARY}--\r\n").encode()
 
 
+def named_parts(parts):
+    """A multipart body of image fields: [(name, image bytes, filename, content type)]."""
+    out = b""
+    for name, img, filename, ctype in parts:
+        out += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+                f"Content-Type: {ctype}\r\n\r\n").encode() + img + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
 # A session id that no server issued (the tests substitute one they created).
 EXAMPLE_SESSION = "0123456789abcdef0123456789abcdef"
 
@@ -133,6 +142,11 @@ def main():
                                            session_frames([(gradient_png(96 + 8 * i, 72), 100 * i) for i in range(6)]),
                                            "Pq3bYhvLIAMEJbU="),
         "apigw-v2-session-result.json": v2("GET", f"/v1/sessions/{EXAMPLE_SESSION}/result", "", {"accept": "application/json"}, None, "Pq3bYhvLIAMEJbV="),
+        "apigw-v2-match.json": v2("POST", "/v1/match", "require_live=true",
+                                  {"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+                                  named_parts([("selfie", image, name, ctype),
+                                               ("document", gradient_png(120, 80), "document.png", "image/png")]),
+                                  "Pq3bYhvLIAMEJbW="),
         "s3-put-image.json": s3_put("ekyc-uploads-example", "uploads/selfie-0001.png", len(image), "0123456789abcdef0123456789abcdef", "0055AED6DCD90281E5"),
         "s3-put-encoded-key.json": s3_put("ekyc-uploads-example", "uploads/customer+42/sj%C3%B6+selfie%20%C3%A9t%C3%A9.png", len(image), "0123456789abcdef0123456789abcdef", "0055AED6DCD90281E6"),
         "s3-put-not-image.json": s3_put("ekyc-uploads-example", "uploads/notes.txt", 42, "fedcba9876543210fedcba9876543210", "0055AED6DCD90281E7"),

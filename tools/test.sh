@@ -58,7 +58,12 @@ if [ ! -x "$TOOLS/venv-ref/bin/python" ]; then
   "$TOOLS/venv-ref/bin/pip" install --quiet --disable-pip-version-check -r tools/requirements-reference.txt
 fi
 rm -rf target/decoded && mkdir -p target/decoded
-./target/debug/ekyc decode --root "$EKYC_TESTDATA" --out target/decoded "$EKYC_TESTDATA"/live/* "$EKYC_TESTDATA"/spoof/*
+# Every folder of the test images that exists here (the vendored subset has no id/).
+FACE_DIRS=(); FACE_FILES=()
+for d in live spoof id other; do
+  if [ -d "$EKYC_TESTDATA/$d" ]; then FACE_DIRS+=("$EKYC_TESTDATA/$d"); FACE_FILES+=("$EKYC_TESTDATA/$d"/*); fi
+done
+./target/debug/ekyc decode --root "$EKYC_TESTDATA" --out target/decoded "${FACE_FILES[@]}"
 REF_MODELS="${EKYC_MODEL_MIRROR:-}"
 if [ -z "$REF_MODELS" ]; then
   # No mirror: the provisioned files, in the mirror's layout that reference.py reads.
@@ -66,11 +71,17 @@ if [ -z "$REF_MODELS" ]; then
   mkdir -p "$REF_MODELS/mediapipe" "$REF_MODELS/minifasnet"
   ln -sf "$ROOT"/models/face_detection_*_range.onnx "$REF_MODELS/mediapipe/"
   ln -sf "$ROOT"/models/MiniFASNetV*.onnx "$REF_MODELS/minifasnet/"
+  mkdir -p "$REF_MODELS/mobilefacenet"
+  ln -sf "$ROOT"/models/MobileFaceNet.onnx "$REF_MODELS/mobilefacenet/"
 fi
 "$TOOLS/venv-ref/bin/python" tools/reference.py --models "$REF_MODELS" --provisioned models \
   --images "$EKYC_TESTDATA/live" "$EKYC_TESTDATA/spoof" --pixels-from target/decoded \
   --out target/reference_scores.json 2>/dev/null
 "$TOOLS/venv-ref/bin/python" tools/compare_reference.py tests/fixtures/reference_scores.json target/reference_scores.json $SUBSET
+# Face alignment + embedding (issue 15): every image with a face, within 1e-4 cosine.
+"$TOOLS/venv-ref/bin/python" tools/reference.py --models "$REF_MODELS" --images "${FACE_DIRS[@]}" \
+  --pixels-from target/decoded --embeddings-out target/reference_embeddings.json 2>/dev/null
+"$TOOLS/venv-ref/bin/python" tools/compare_reference.py tests/fixtures/reference_embeddings.json target/reference_embeddings.json $SUBSET
 
 step "local S3 server for the S3 tests (s3s-fs 0.14.1 into $TOOLS)"
 if [ ! -x "$TOOLS/bin/s3s-fs" ]; then

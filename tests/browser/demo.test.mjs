@@ -221,7 +221,7 @@ test("keyboard: every control is reachable with Tab and shows a focus outline", 
   const { page } = await open(context);
   try {
     const seen = [];
-    for (let i = 0; i < 16; i++) {
+    for (let i = 0; i < 24; i++) {
       await page.keyboard.press("Tab");
       const f = await page.evaluate(() => {
         const a = document.activeElement;
@@ -233,7 +233,55 @@ test("keyboard: every control is reachable with Tab and shows a focus outline", 
         assert.ok(f.outline !== "none" && f.width >= 2, `no visible focus on #${f.id}: ${JSON.stringify(f)}`);
       }
     }
-    for (const id of ["camera-start", "file", "checks", "session-start"]) assert.ok(seen.includes(id), `Tab never reached #${id}: ${seen}`);
+    for (const id of ["camera-start", "file", "checks", "session-start", "match-selfie", "match-document"]) assert.ok(seen.includes(id), `Tab never reached #${id}: ${seen}`);
+  } finally {
+    await context.close();
+  }
+});
+
+/** Click "Compare faces" and wait for the match answer; returns #match-result's state. */
+async function compare(page) {
+  const before = Number(await page.locator("#match-result").getAttribute("data-seq"));
+  await page.locator("#match-submit").click();
+  await page.waitForFunction(
+    (old) => {
+      const r = document.getElementById("match-result");
+      return r.dataset.state !== "busy" && Number(r.dataset.seq) > old;
+    },
+    before,
+    { timeout: TIMEOUT },
+  );
+  return page.locator("#match-result").getAttribute("data-state");
+}
+
+test("face match: same person, another person, the step-1 photo as the selfie", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const { page } = await open(context);
+  try {
+    assert.equal(await page.locator("#match-submit").isDisabled(), true, "nothing to compare yet");
+    await page.locator("#match-selfie").setInputFiles(face("live/facerec_obama.jpg"));
+    await page.locator("#match-document").setInputFiles(face("other/facerec_obama3.jpg"));
+    assert.equal(await compare(page), "done");
+    assert.equal(await page.locator("#match-verdict").getAttribute("data-match"), "true");
+    assert.match(await page.locator("#match-msg").textContent(), /MATCH, similarity 0\.\d{3} \(threshold 0\.50\)/);
+    for (const id of ["match-selfie-canvas", "match-document-canvas"]) {
+      assert.equal(await page.locator(`#${id}`).getAttribute("data-drawn"), "face", `${id}: both face boxes drawn`);
+    }
+    await shot(page, "match-same.png");
+    // Another person's passport: no match, with the reason.
+    await page.locator("#match-document").setInputFiles(face("id/passporteye_100_pass-uto.jpg"));
+    assert.equal(await compare(page), "done");
+    assert.equal(await page.locator("#match-verdict").getAttribute("data-match"), "false");
+    assert.equal(await page.locator("#match-reasons li").first().getAttribute("data-code"), "NOT_SAME_PERSON");
+    // Without a chosen selfie, the photo of step 1 is the selfie (a different, LIVE person here).
+    await page.locator("#match-selfie").setInputFiles([]);
+    assert.equal(await page.locator("#match-submit").isDisabled(), true, "no selfie yet");
+    await upload(page, face("live/vietmoney_true_001.jpg"));
+    assert.equal(await page.locator("#match-submit").isDisabled(), false, "the step-1 photo counts");
+    await page.locator("#match-document").setInputFiles(face("other/facerec_obama3.jpg"));
+    assert.equal(await compare(page), "done");
+    assert.equal(await page.locator("#match-verdict").getAttribute("data-match"), "false");
+    assert.deepEqual(page.problems, []);
   } finally {
     await context.close();
   }

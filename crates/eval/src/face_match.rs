@@ -437,6 +437,18 @@ impl MatchReport {
             ));
         }
         out.push('\n');
+        let mut images: Vec<&str> = self
+            .comparisons
+            .iter()
+            .flat_map(|c| [c.a.as_str(), c.b.as_str()])
+            .collect();
+        images.sort_unstable();
+        images.dedup();
+        out.push_str(&format!(
+            "- The intervals treat the comparisons as independent trials; they come from {} images, each in up to {} comparisons, so the real uncertainty is larger than shown.\n",
+            images.len(),
+            images.len().saturating_sub(1)
+        ));
         for c in &self.claims {
             if let Some(n) = c.impostors_needed {
                 out.push_str(&format!(
