@@ -469,7 +469,8 @@ async function guidedCheck(y4m, stepMs) {
     const r2 = (x) => (typeof x === "number" ? x.toFixed(2) : "-");
     console.log(`# guided check ${path.basename(y4m)}: ${status}; ${(ev.frames || []).length} frames; steps ` +
       (d.steps || []).map((s) => `${s.step}:${s.done ? s.frames.join("/") : "no"}`).join(" ") +
-      `; yaw ${(ev.frames || []).map((f) => r2(f.yaw_deg)).join(" ")}; similarity ${(d.identity_similarity || []).map(r2).join(" ")}`);
+      `; yaw ${(ev.frames || []).map((f) => r2(f.yaw_deg)).join(" ")}; similarity ${(d.identity_similarity || []).map(r2).join(" ")}` +
+      `; not the session's face (neither template nor chain): ${(d.identity_matched || []).map((m, i) => (m ? null : i)).filter((i) => i !== null).join(" ") || "none"}`);
     assert.deepEqual(page.problems, []);
     return { page, status, msg, close: () => camBrowser.close() };
   } catch (e) {

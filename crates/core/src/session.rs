@@ -140,7 +140,12 @@ pub struct SessionRules {
     /// A frame is the session's face when its embedding has at least this cosine similarity with
     /// the identity template (the reference frame and the frontal frames that match it)…
     pub min_identity_similarity: f32,
-    /// …and at most this share of the frames with a face may fall below it (a hand or a
+    /// …or, not matching the (frontal) template, at least this similarity with the next frame
+    /// with a face before or after it that is the session's face: a turned head matches its
+    /// neighbours 100 ms away better than a frontal template, while another person's face
+    /// matches neither (the chain is checked both ways until nothing changes)…
+    pub min_chain_similarity: f32,
+    /// …and at most this share of the frames with a face may be neither (a hand or a
     /// microphone over the face, motion blur); every move needs at least one matching frame.
     pub max_identity_outliers: f32,
     /// The passive score (median over the frontal frames) must reach this to be LIVE.
@@ -161,6 +166,7 @@ impl Default for SessionRules {
             blink_closed_ratio: 0.5,
             blink_open_ratio: 0.85,
             min_identity_similarity: 0.35,
+            min_chain_similarity: 0.5,
             max_identity_outliers: 0.2,
             liveness_threshold: 0.5,
             retry_band: 0.1,
@@ -279,9 +285,46 @@ pub struct SessionDecision {
     /// Each frame's embedding similarity to the identity template (None: no face or no
     /// embedding), in frame order.
     pub identity_similarity: Vec<Option<f32>>,
+    /// Whether each frame is the session's face: it matches the template, or it is chained to a
+    /// frame that is (see [`SessionRules::min_chain_similarity`]); false without a face.
+    pub identity_matched: Vec<bool>,
     /// Median passive score of the frontal frames, and how many there were.
     pub passive_median: Option<f32>,
     pub passive_frames: usize,
+}
+
+/// Extend `matched` along the frames: an unmatched frame with a face joins when its embedding
+/// has at least `min` cosine similarity with the nearest frame with a face before or after it
+/// that has joined; repeated until nothing changes (at most one pass per frame).
+fn chain_identity(frames: &[FrameObservation], matched: &mut [bool], min: f32) {
+    let faces: Vec<usize> = (0..frames.len())
+        .filter(|&k| frames[k].faces >= 1 && frames[k].embedding.is_some())
+        .collect();
+    let close = |a: usize, b: usize| match (&frames[a].embedding, &frames[b].embedding) {
+        (Some(x), Some(y)) => x.cosine(y) >= min,
+        _ => false,
+    };
+    for _ in 0..faces.len() {
+        let mut changed = false;
+        for (j, &k) in faces.iter().enumerate() {
+            if matched[k] {
+                continue;
+            }
+            let before = j.checked_sub(1).map(|i| faces[i]);
+            let after = faces.get(j + 1).copied();
+            if [before, after]
+                .into_iter()
+                .flatten()
+                .any(|o| matched[o] && close(k, o))
+            {
+                matched[k] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }
 
 fn median(mut v: Vec<f32>) -> Option<f32> {
@@ -558,20 +601,22 @@ pub fn decide(
             .collect();
         Embedding::mean(&joined).unwrap_or_else(|| re.clone())
     });
+    let mut matched: Vec<bool> = vec![false; n];
     match &template {
         Some(t) => {
             for (k, f) in frames.iter().enumerate().filter(|(_, f)| f.faces >= 1) {
                 let s = f.embedding.as_ref().map_or(-1.0, |e| e.cosine(t));
                 similarity[k] = Some(s);
+                matched[k] = s >= rules.min_identity_similarity;
                 min_sim = Some(min_sim.map_or(s, |m: f32| m.min(s)));
             }
-            let scored: Vec<f32> = similarity.iter().flatten().copied().collect();
-            let low = scored
-                .iter()
-                .filter(|s| **s < rules.min_identity_similarity)
+            chain_identity(frames, &mut matched, rules.min_chain_similarity);
+            let scored = similarity.iter().flatten().count();
+            let low = (0..n)
+                .filter(|&k| similarity[k].is_some() && !matched[k])
                 .count();
-            let share = low as f32 / scored.len().max(1) as f32;
-            // Each move must be performed by the matching face: some frame of its run matches.
+            let share = low as f32 / scored.max(1) as f32;
+            // Each move must be performed by the session's face: some frame of its run matches.
             let unmatched = evidence.iter().find(|e| {
                 e.done
                     && e.step != Step::Center
@@ -579,17 +624,16 @@ pub fn decide(
                         frames
                             .iter()
                             .position(|f| f.index == i)
-                            .and_then(|k| similarity[k])
-                            .is_none_or(|s| s < rules.min_identity_similarity)
+                            .is_none_or(|k| !matched[k])
                     })
             });
             if share > rules.max_identity_outliers {
                 reason(
                     SessionCode::IdentityChanged,
                     format!(
-                        "The face changes between frames: {low} of {} frames are not the same face (similarity under {:.2}).",
-                        scored.len(),
-                        rules.min_identity_similarity
+                        "The face changes between frames: {low} of {scored} frames are not the same face (similarity under {:.2} to the session's face and under {:.2} to their neighbours).",
+                        rules.min_identity_similarity,
+                        rules.min_chain_similarity
                     ),
                 );
             } else if let Some(e) = unmatched {
@@ -691,6 +735,7 @@ pub fn decide(
         baseline_pitch_deg: base_pitch,
         min_identity_similarity: min_sim,
         identity_similarity: similarity,
+        identity_matched: matched,
         passive_median,
         passive_frames,
     }
@@ -830,6 +875,77 @@ mod tests {
         let d = decide(&[Step::LookUp, Step::Center], &f, &SessionRules::default());
         assert_eq!(d.status, SessionStatus::Live, "{:?}", d.reasons);
         assert_eq!(d.baseline_pitch_deg, Some(15.0));
+    }
+
+    #[test]
+    fn a_turned_head_joins_through_its_neighbours_and_another_face_does_not() {
+        let at = |deg: f32| {
+            let r = deg.to_radians();
+            Embedding::from_raw(vec![r.cos(), r.sin()])
+        };
+        // A right turn (yaw 20–26°) whose embeddings drift 50–75° from the frontal template:
+        // three of the seven frames are under 0.35 to it (cos 70° = 0.34), which is more than
+        // 20 % of outliers without the chain; each is within 20° (cos ≥ 0.94) of a neighbour.
+        let mut f = frames(&[
+            C,
+            C,
+            (20.0, 0.0, 0.3),
+            (24.0, 0.0, 0.3),
+            (26.0, 0.0, 0.3),
+            (22.0, 0.0, 0.3),
+            C,
+            C,
+        ]);
+        for (k, deg) in [(2, 55.0), (3, 70.0), (4, 75.0), (5, 72.0)] {
+            f[k].embedding = at(deg);
+        }
+        let rules = SessionRules::default();
+        let d = decide(&[Step::TurnRight, Step::Center], &f, &rules);
+        assert_eq!(
+            (d.status, codes(&d)),
+            (SessionStatus::Live, vec![]),
+            "{:?}",
+            d.identity_similarity
+        );
+        assert!(
+            d.identity_matched.iter().all(|m| *m),
+            "{:?}",
+            d.identity_matched
+        );
+        assert!(d.identity_similarity[3].is_some_and(|s| s < 0.35));
+        // Without the chain (an impossible threshold) the same frames are IDENTITY_CHANGED.
+        let strict = SessionRules {
+            min_chain_similarity: 1.1,
+            ..SessionRules::default()
+        };
+        assert!(
+            codes(&decide(&[Step::TurnRight, Step::Center], &f, &strict))
+                .contains(&SessionCode::IdentityChanged)
+        );
+        // Another person in every other frame matches neither the template nor a neighbour.
+        let mut g = frames(&[
+            C,
+            C,
+            (20.0, 0.0, 0.3),
+            (24.0, 0.0, 0.3),
+            (26.0, 0.0, 0.3),
+            (22.0, 0.0, 0.3),
+            C,
+            C,
+        ]);
+        for k in [1, 3, 5] {
+            g[k].embedding = at(90.0);
+        }
+        let d = decide(&[Step::TurnRight, Step::Center], &g, &rules);
+        assert!(
+            codes(&d).contains(&SessionCode::IdentityChanged),
+            "{:?}",
+            codes(&d)
+        );
+        assert_eq!(
+            d.identity_matched,
+            [true, false, true, false, true, false, true, true]
+        );
     }
 
     #[test]
