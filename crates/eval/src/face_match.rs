@@ -470,10 +470,10 @@ pub fn errors_at(report: &MatchReport, threshold: f64) -> BTreeMap<&'static str,
     for c in &report.comparisons {
         match (c.label, c.similarity) {
             (PairLabel::Genuine, Some(s)) if s < threshold => {
-                out.entry("false_non_match").or_default().push(c)
+                out.entry("false_non_match").or_default().push(c);
             }
             (PairLabel::Impostor, Some(s)) if s >= threshold => {
-                out.entry("false_match").or_default().push(c)
+                out.entry("false_match").or_default().push(c);
             }
             (_, None) => out.entry("not_scored").or_default().push(c),
             _ => {}

@@ -156,10 +156,10 @@ fn error_response(id: &str, route: &'static str, e: ApiError) -> Response {
     let status = e.status();
     match &e.detail {
         Some(detail) => {
-            tracing::error!(request_id = %id, route, http_status = status.as_u16(), code = e.code(), error = %detail, "internal error")
+            tracing::error!(request_id = %id, route, http_status = status.as_u16(), code = e.code(), error = %detail, "internal error");
         }
         None => {
-            tracing::info!(request_id = %id, route, http_status = status.as_u16(), code = e.code(), "match refused")
+            tracing::info!(request_id = %id, route, http_status = status.as_u16(), code = e.code(), "match refused");
         }
     }
     let mut resp = e.with_request_id(id).into_response();
