@@ -110,6 +110,7 @@ pub(crate) fn run(
     }
     println!("(stage columns are p50 ms; e2e = Pipeline::run on the encoded bytes)");
     bench_session(&pipeline, &inputs[0].1, iterations.clamp(5, 50))?;
+    bench_match(&pipeline, &testdata, iterations.clamp(5, 50))?;
     if let Some(rss) = ekyc_eval::procinfo::peak_rss_mib() {
         println!("peak RSS of this process: {rss:.1} MiB");
     }
@@ -162,6 +163,52 @@ fn process_cpu_ms() -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks * 10.0) // USER_HZ = 100 on Linux
+}
+
+/// A face match (`Pipeline::match_images`, require_live off so that the embeddings always run):
+/// the 640x480 selfie against the ICAO specimen passport page when it is there (the vendored
+/// images have no document: then the selfie against itself); wall p50 and CPU per match.
+fn bench_match(pipeline: &Pipeline, testdata: &std::path::Path, runs: usize) -> Result<()> {
+    if !pipeline.has_embedder() || pipeline.match_threshold().is_none() {
+        return Ok(());
+    }
+    let selfie = std::fs::read(testdata.join("live/minivision_image_T1.jpg"))?;
+    let doc_path = testdata.join("id/passporteye_100_pass-uto.jpg");
+    let (document, what) = match std::fs::read(&doc_path) {
+        Ok(d) => (d, "793x536 passport page"),
+        Err(_) => (selfie.clone(), "the same selfie"),
+    };
+    let opts = ekyc_core::face_match::MatchOptions {
+        require_live: false,
+        enable_checks: true,
+    };
+    for _ in 0..3 {
+        std::hint::black_box(
+            pipeline
+                .match_images(&selfie, &document, opts)
+                .map_err(|(s, e)| anyhow::anyhow!("{}: {e}", s.as_str()))?,
+        );
+    }
+    let mut wall = Vec::with_capacity(runs);
+    let cpu0 = process_cpu_ms();
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(
+            pipeline
+                .match_images(&selfie, &document, opts)
+                .map_err(|(s, e)| anyhow::anyhow!("{}: {e}", s.as_str()))?,
+        );
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let cpu = match (cpu0, process_cpu_ms()) {
+        (Some(a), Some(b)) => format!("{:.1} ms", (b - a) / runs as f64),
+        _ => "n/a".into(),
+    };
+    println!(
+        "face match, 640x480 selfie vs {what}, {runs} runs: wall p50 {:.1} ms, CPU {cpu} per match (selfie verdict + document + 2 embeddings)",
+        pct(&mut wall, 0.5)
+    );
+    Ok(())
 }
 
 /// A capture session of 10 frames (the first image, shifted by a pixel per frame so that no two
