@@ -913,14 +913,28 @@ mod tests {
             d.identity_matched
         );
         assert!(d.identity_similarity[3].is_some_and(|s| s < 0.35));
-        // Without the chain (an impossible threshold) the same frames are IDENTITY_CHANGED.
+        // Without the chain (an impossible threshold) the turned frames stay unmatched, but they
+        // are not outliers: the template is frontal; the turn still has a matching frame (55°).
         let strict = SessionRules {
             min_chain_similarity: 1.1,
             ..SessionRules::default()
         };
+        let d = decide(&[Step::TurnRight, Step::Center], &f, &strict);
+        assert_eq!(codes(&d), vec![]);
+        assert_eq!(
+            d.identity_matched,
+            [true, true, true, false, false, false, true, true]
+        );
+        // The same drift on frames facing the camera is IDENTITY_CHANGED (3 of 6 frontal frames).
+        let mut h = frames(&[C, C, C, C, (20.0, 0.0, 0.3), C, C]);
+        for (k, deg) in [(1, 70.0), (2, 75.0), (3, 72.0)] {
+            h[k].embedding = at(deg);
+        }
+        let d = decide(&[Step::TurnRight, Step::Center], &h, &strict);
         assert!(
-            codes(&decide(&[Step::TurnRight, Step::Center], &f, &strict))
-                .contains(&SessionCode::IdentityChanged)
+            codes(&d).contains(&SessionCode::IdentityChanged),
+            "{:?}",
+            codes(&d)
         );
         // Another person in every other frame matches neither the template nor a neighbour.
         let mut g = frames(&[
