@@ -310,6 +310,58 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
     assert!(diff <= 1e-5, "logits differ by {diff}: {a:?} vs {b:?}");
 }
 
+/// The same pass on the landmark models, whose PReLUs include slopes above 1 (rewritten as
+/// max(x, 0) + slope·min(x, 0)): every PReLU is rewritten and the outputs do not move.
+#[test]
+fn prelu_rewrite_is_exact_on_the_landmark_models() {
+    if !common::models_present() {
+        return;
+    }
+    use tract_onnx::prelude::*;
+    for (file, side, prelus) in [
+        ("face_landmark.onnx", 192usize, 23usize),
+        ("iris_landmark.onnx", 64, 53),
+    ] {
+        let path = repo().join("models").join(file);
+        let typed = tract_onnx::onnx()
+            .model_for_path(&path)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, side, side]).into()))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .expect("load");
+        let mut rewritten = typed.clone();
+        let n = ekyc_models::passes::PreluToMax
+            .rewrite(&mut rewritten)
+            .expect("pass");
+        assert_eq!(n, prelus, "{file}: every PReLU rewritten");
+        let run = |m: TypedModel| {
+            let plan = m
+                .into_optimized()
+                .and_then(|m| m.into_runnable())
+                .expect("plan");
+            let mut x = 777u32;
+            let data: Vec<f32> = (0..3 * side * side)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ((x >> 16) % 256) as f32 / 127.5 - 1.0
+                })
+                .collect();
+            let t = Tensor::from_shape(&[1, 3, side, side], &data).expect("tensor");
+            let out = plan.run(tvec!(t.into())).expect("run");
+            ekyc_models::plan::output_f32(&out, 0)
+                .expect("f32")
+                .to_vec()
+        };
+        let (a, b) = (run(typed), run(rewritten));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-4, "{file}: outputs differ by {diff}");
+    }
+}
+
 /// Verdicts of every live/ and spoof/ image with the models in `dir`: the liveness score, each
 /// model's probability, and the landmark measures (yaw, pitch, eyes open).
 fn scores_of(dir: &Path) -> Vec<(String, Option<f32>, Vec<f32>)> {

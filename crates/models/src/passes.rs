@@ -18,8 +18,10 @@ pub fn apply_all(model: TypedModel, name: &str) -> TractResult<TypedModel> {
 
 /// tract-onnx expands PReLU into `Iff(0 > x, x * slope, x)`, and tract runs `Iff` without SIMD.
 /// When every slope is ≤ 1, PReLU(x) = max(x, slope * x) exactly (x ≥ 0: x ≥ slope·x; x < 0:
-/// slope·x ≥ x), and Max/Mul are vectorised. Generic: any model, matched by structure, constant
-/// slopes checked; anything else is left alone.
+/// slope·x ≥ x). With any slope above 1 (MediaPipe's face mesh and iris models have some: up to
+/// 1.54), PReLU(x) = max(x, 0) + slope · min(x, 0), also exactly (x ≥ 0: x + slope·0; x < 0:
+/// 0 + slope·x). Max, Min, Mul and Add are vectorised. Generic: any model, matched by structure,
+/// constant finite slopes checked; anything else is left alone.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PreluToMax;
 
@@ -67,16 +69,29 @@ impl PreluToMax {
             } else {
                 continue;
             };
-            let slope_ok = const_all(model, slope, |a| a.is_finite() && a <= 1.0)?;
-            if !slope_ok {
+            if !const_all(model, slope, f32::is_finite)? {
                 continue;
             }
+            let at_most_one = const_all(model, slope, |a| a <= 1.0)?;
             let name = format!("{}.prelu_max", node.name);
             let mut patch = TypedModelPatch::default();
             let px = patch.tap_model(model, x)?;
-            let pt = patch.tap_model(model, t)?;
-            let out =
-                patch.wire_node(name, tract_onnx::tract_core::ops::math::max(), &[px, pt])?[0];
+            use tract_onnx::tract_core::ops::math;
+            let out = if at_most_one {
+                let pt = patch.tap_model(model, t)?;
+                patch.wire_node(name, math::max(), &[px, pt])?[0]
+            } else {
+                let rank = model.outlet_fact(x)?.rank();
+                let zero = patch.add_const(
+                    format!("{name}.zero"),
+                    tensor0(0f32).broadcast_into_rank(rank)?,
+                )?;
+                let ps = patch.tap_model(model, slope)?;
+                let pos = patch.wire_node(format!("{name}.pos"), math::max(), &[px, zero])?[0];
+                let neg = patch.wire_node(format!("{name}.neg"), math::min(), &[px, zero])?[0];
+                let scaled = patch.wire_node(format!("{name}.scaled"), math::mul(), &[neg, ps])?[0];
+                patch.wire_node(name, math::add(), &[pos, scaled])?[0]
+            };
             patch.shunt_outside(model, OutletId::new(id, 0), out)?;
             patch.apply(model)?;
             count += 1;

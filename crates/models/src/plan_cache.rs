@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// tract crates this cache format is tied to (a test checks it against Cargo.lock).
 pub const TRACT_VERSION: &str = "0.23.9";
 /// Bump when the load-time graph passes change.
-pub const PASS_VERSION: u32 = 1;
+pub const PASS_VERSION: u32 = 2;
 
 /// Directory of cached plans inside the models directory.
 pub fn cache_dir(models_dir: &Path) -> PathBuf {
