@@ -360,71 +360,46 @@ fn post_v1_match_takes_multipart_and_json_and_names_the_side_of_an_error() {
         "{v}"
     );
     assert!(v["similarity"].is_number());
-    // Errors: a missing field, a bad document, a bad query, a wrong content type.
+    // Errors: a missing field, a bad document, a bad query, a wrong content type; each with its
+    // status, code and the words that name the field or side.
+    let refused = |query: &str, ctype: &str, body: &[u8], status: u16, code: &str, says: &str| {
+        let (s, v) = post(&format!("/v1/match{query}"), ctype, body);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{says:?} not in {v}"
+        );
+    };
     let (ct, body) = multipart(&[("selfie", &selfie)]);
-    let (s, v) = post("/v1/match", &ct, &body);
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("MISSING_FILE")),
-        "{v}"
-    );
-    assert!(v["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("`document`")));
+    refused("", &ct, &body, 400, "MISSING_FILE", "`document`");
     let (ct, body) = multipart(&[("selfie", &selfie), ("document", b"not an image at all")]);
-    let (s, v) = post("/v1/match", &ct, &body);
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (415, Some("NOT_AN_IMAGE")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("document: ")),
-        "{v}"
-    );
+    refused("", &ct, &body, 415, "NOT_AN_IMAGE", "document: ");
     let cut = &selfie[..selfie.len() / 2];
     let (ct, body) = multipart(&[("selfie", cut), ("document", &same)]);
-    let (s, v) = post("/v1/match", &ct, &body);
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (422, Some("TRUNCATED_IMAGE")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("selfie: ")),
-        "{v}"
-    );
+    refused("", &ct, &body, 422, "TRUNCATED_IMAGE", "selfie: ");
     let (ct, body) = multipart(&[("selfie", &selfie), ("document", &same)]);
-    let (s, v) = post("/v1/match?require_live=maybe", &ct, &body);
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("BAD_QUERY")),
-        "{v}"
+    refused(
+        "?require_live=maybe",
+        &ct,
+        &body,
+        400,
+        "BAD_QUERY",
+        "require_live",
     );
-    let (s, v) = post("/v1/match", "image/jpeg", &selfie);
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (415, Some("UNSUPPORTED_MEDIA_TYPE")),
-        "{v}"
+    refused(
+        "",
+        "image/jpeg",
+        &selfie,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "multipart",
     );
-    let (s, v) = post(
-        "/v1/match",
-        "application/json",
-        br#"{"selfie": "@@", "document": ""}"#,
-    );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("BAD_BASE64")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("selfie")),
-        "{v}"
-    );
+    let json = br#"{"selfie": "@@", "document": ""}"#;
+    refused("", "application/json", json, 400, "BAD_BASE64", "selfie");
 }

@@ -259,21 +259,15 @@ fn unknown_model_names_are_rejected() {
     );
 }
 
-/// The load-time PReLU → max(x, slope·x) pass applies to MiniFASNet and changes no output.
-#[test]
-fn prelu_rewrite_is_exact_on_minifasnet() {
-    if !common::models_present() {
-        return;
-    }
-    if !repo().join("models/MiniFASNetV2.onnx").exists() {
-        common::skip("MiniFASNetV2 (not in the default set: `ekyc models fetch --all`)");
-        return;
-    }
+/// Run the PReLU pass on `file` (input 1×3×side×side), and the model with and without it on one
+/// deterministic pseudo-random input (`scale` maps 0..255 to the model's range): the number of
+/// rewritten PReLUs and the largest difference of the first output.
+fn prelu_rewrite(file: &str, side: usize, seed: u32, scale: impl Fn(f32) -> f32) -> (usize, f32) {
     use tract_onnx::prelude::*;
-    let path = repo().join("models/MiniFASNetV2.onnx");
+    let path = repo().join("models").join(file);
     let typed = tract_onnx::onnx()
         .model_for_path(&path)
-        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, 80, 80]).into()))
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, side, side]).into()))
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
         .expect("load");
@@ -281,21 +275,19 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
     let n = ekyc_models::passes::PreluToMax
         .rewrite(&mut rewritten)
         .expect("pass");
-    assert!(n >= 10, "MiniFASNetV2 has many PReLUs; rewrote {n}");
     let run = |m: TypedModel| {
         let plan = m
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .expect("plan");
-        // A deterministic pseudo-random 0..255 BGR crop.
-        let mut x = 12345u32;
-        let data: Vec<f32> = (0..3 * 80 * 80)
+        let mut x = seed;
+        let data: Vec<f32> = (0..3 * side * side)
             .map(|_| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                ((x >> 16) % 256) as f32
+                scale(((x >> 16) % 256) as f32)
             })
             .collect();
-        let t = Tensor::from_shape(&[1, 3, 80, 80], &data).expect("tensor");
+        let t = Tensor::from_shape(&[1, 3, side, side], &data).expect("tensor");
         let out = plan.run(tvec!(t.into())).expect("run");
         ekyc_models::plan::output_f32(&out, 0)
             .expect("f32")
@@ -307,7 +299,23 @@ fn prelu_rewrite_is_exact_on_minifasnet() {
         .zip(&b)
         .map(|(p, q)| (p - q).abs())
         .fold(0f32, f32::max);
-    assert!(diff <= 1e-5, "logits differ by {diff}: {a:?} vs {b:?}");
+    (n, diff)
+}
+
+/// The load-time PReLU → max(x, slope·x) pass applies to MiniFASNet and changes no output.
+#[test]
+fn prelu_rewrite_is_exact_on_minifasnet() {
+    if !common::models_present() {
+        return;
+    }
+    if !repo().join("models/MiniFASNetV2.onnx").exists() {
+        common::skip("MiniFASNetV2 (not in the default set: `ekyc models fetch --all`)");
+        return;
+    }
+    // A deterministic pseudo-random 0..255 BGR crop.
+    let (n, diff) = prelu_rewrite("MiniFASNetV2.onnx", 80, 12345, |v| v);
+    assert!(n >= 10, "MiniFASNetV2 has many PReLUs; rewrote {n}");
+    assert!(diff <= 1e-5, "logits differ by {diff}");
 }
 
 /// The same pass on the landmark models, whose PReLUs include slopes above 1 (rewritten as
@@ -317,47 +325,12 @@ fn prelu_rewrite_is_exact_on_the_landmark_models() {
     if !common::models_present() {
         return;
     }
-    use tract_onnx::prelude::*;
     for (file, side, prelus) in [
         ("face_landmark.onnx", 192usize, 23usize),
         ("iris_landmark.onnx", 64, 53),
     ] {
-        let path = repo().join("models").join(file);
-        let typed = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, side, side]).into()))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .expect("load");
-        let mut rewritten = typed.clone();
-        let n = ekyc_models::passes::PreluToMax
-            .rewrite(&mut rewritten)
-            .expect("pass");
+        let (n, diff) = prelu_rewrite(file, side, 777, |v| v / 127.5 - 1.0);
         assert_eq!(n, prelus, "{file}: every PReLU rewritten");
-        let run = |m: TypedModel| {
-            let plan = m
-                .into_optimized()
-                .and_then(|m| m.into_runnable())
-                .expect("plan");
-            let mut x = 777u32;
-            let data: Vec<f32> = (0..3 * side * side)
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    ((x >> 16) % 256) as f32 / 127.5 - 1.0
-                })
-                .collect();
-            let t = Tensor::from_shape(&[1, 3, side, side], &data).expect("tensor");
-            let out = plan.run(tvec!(t.into())).expect("run");
-            ekyc_models::plan::output_f32(&out, 0)
-                .expect("f32")
-                .to_vec()
-        };
-        let (a, b) = (run(typed), run(rewritten));
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0f32, f32::max);
         assert!(diff <= 1e-4, "{file}: outputs differ by {diff}");
     }
 }

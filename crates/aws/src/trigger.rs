@@ -302,30 +302,11 @@ impl Trigger {
         };
         // An existing result for the same object version: done already.
         let previous = match self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(&result_key)
-            .send()
-            .await
+            .previous_result(bucket, &result_key, &source.etag)
+            .await?
         {
-            Ok(h) => {
-                let same = h
-                    .metadata()
-                    .and_then(|m| m.get(SOURCE_ETAG_META))
-                    .is_some_and(|e| *e == source.etag);
-                if same {
-                    return Ok(Done::skipped(Outcome::Duplicate, Some(result_key)));
-                }
-                h.e_tag().map(unquote)
-            }
-            Err(e) if http_status(&e) == Some(404) => None,
-            Err(e) => {
-                return Err(format!(
-                    "checking s3://{bucket}/{result_key}: {}",
-                    describe(&e)
-                ))
-            }
+            Continue(p) => p,
+            Break(()) => return Ok(Done::skipped(Outcome::Duplicate, Some(result_key))),
         };
 
         let limit = self.pipeline.config().limits.max_image_bytes;
@@ -438,29 +419,11 @@ impl Trigger {
         };
         let pair_etag = format!("{}+{}", selfie.etag, document.etag);
         let previous = match self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(&result_key)
-            .send()
-            .await
+            .previous_result(bucket, &result_key, &pair_etag)
+            .await?
         {
-            Ok(h) => {
-                if h.metadata()
-                    .and_then(|m| m.get(SOURCE_ETAG_META))
-                    .is_some_and(|e| *e == pair_etag)
-                {
-                    return Ok(Done::skipped(Outcome::Duplicate, Some(result_key)));
-                }
-                h.e_tag().map(unquote)
-            }
-            Err(e) if http_status(&e) == Some(404) => None,
-            Err(e) => {
-                return Err(format!(
-                    "checking s3://{bucket}/{result_key}: {}",
-                    describe(&e)
-                ))
-            }
+            Continue(p) => p,
+            Break(()) => return Ok(Done::skipped(Outcome::Duplicate, Some(result_key))),
         };
         let limit = self.pipeline.config().limits.max_image_bytes;
         let too_big = [&selfie, &document]
@@ -550,6 +513,41 @@ impl Trigger {
             },
             other => Done::skipped(other, result_key),
         })
+    }
+
+    /// The result at `result_key`: `Break` when it was written for `source_etag` already (a
+    /// duplicate delivery), else the ETag of the result it would replace (`None`: no result).
+    async fn previous_result(
+        &self,
+        bucket: &str,
+        result_key: &str,
+        source_etag: &str,
+    ) -> Result<ControlFlow<(), Option<String>>, String> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(result_key)
+            .send()
+            .await
+        {
+            Ok(h) => {
+                let same = h
+                    .metadata()
+                    .and_then(|m| m.get(SOURCE_ETAG_META))
+                    .is_some_and(|e| e == source_etag);
+                Ok(if same {
+                    Break(())
+                } else {
+                    Continue(h.e_tag().map(unquote))
+                })
+            }
+            Err(e) if http_status(&e) == Some(404) => Ok(Continue(None)),
+            Err(e) => Err(format!(
+                "checking s3://{bucket}/{result_key}: {}",
+                describe(&e)
+            )),
+        }
     }
 
     async fn head_source(

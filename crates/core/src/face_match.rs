@@ -41,7 +41,7 @@ impl Default for MatchConfig {
 
 /// The default floor on a document face's eye distance (original pixels). Measured on the ICAO
 /// specimen (docs/face_match.md): the TD2 page scaled down against the TD3 page keeps a
-/// similarity of 0.96–0.97 down to 21 px between the eyes and 0.94 at 17–19 px, then falls
+/// similarity of 0.96–0.97 down to 19 px between the eyes and 0.94 at 17 px, then falls
 /// (0.88 at 14 px, 0.74 at 10 px, 0.60 at 8 px): under 20 px the embedding is mostly
 /// interpolation (the model's template has 35 px between the eyes).
 pub const DEFAULT_MIN_DOCUMENT_EYE_DISTANCE_PX: f32 = 20.0;

@@ -606,7 +606,7 @@ impl Pipeline {
         opts: MatchOptions,
     ) -> Result<MatchOutcome, (MatchSide, Error)> {
         let t0 = Instant::now();
-        self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
+        let ready = self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
         let checks = CheckOptions {
             enable_checks: opts.enable_checks,
         };
@@ -620,7 +620,7 @@ impl Pipeline {
         let (decoded, mut verdict, face) = selfie_side.map_err(|e| (MatchSide::Selfie, e))?;
         verdict.timings.total_ms = selfie_ms;
         let is_live = verdict.status == Status::Live;
-        let mut out = self.compare(&decoded, face.as_ref(), is_live, document, opts, t0)?;
+        let mut out = self.compare(ready, &decoded, face.as_ref(), is_live, document, opts, t0)?;
         out.timings.selfie_ms = selfie_ms;
         out.selfie = Some(verdict);
         Ok(out)
@@ -637,28 +637,31 @@ impl Pipeline {
         opts: MatchOptions,
     ) -> Result<MatchOutcome, (MatchSide, Error)> {
         let t0 = Instant::now();
-        self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
+        let ready = self.match_ready().map_err(|e| (MatchSide::Selfie, e))?;
         let (selfie_side, selfie_ms) = timed(|| -> Result<_, Error> {
             let decoded = self.decode(reference)?;
             let face = self.detect(&decoded)?.faces.into_iter().next();
             Ok((decoded, face))
         });
         let (decoded, face) = selfie_side.map_err(|e| (MatchSide::Selfie, e))?;
-        let mut out = self.compare(&decoded, face.as_ref(), is_live, document, opts, t0)?;
+        let mut out = self.compare(ready, &decoded, face.as_ref(), is_live, document, opts, t0)?;
         out.timings.selfie_ms = selfie_ms;
         Ok(out)
     }
 
-    fn match_ready(&self) -> Result<(), Error> {
+    /// The embedding model and the threshold a match needs.
+    fn match_ready(&self) -> Result<(&Embedder, f32), Error> {
         match (&self.embedder, self.match_threshold()) {
-            (Some(_), Some(_)) => Ok(()),
+            (Some(e), Some(t)) => Ok((e, t)),
             _ => Err(Error::NoEmbeddingModel),
         }
     }
 
     /// The document side, the preconditions and the comparison (`selfie` null in the outcome).
+    #[allow(clippy::too_many_arguments)]
     fn compare(
         &self,
+        (embedder, threshold): (&Embedder, f32),
         selfie: &Decoded,
         selfie_face: Option<&Face>,
         is_live: bool,
@@ -666,10 +669,6 @@ impl Pipeline {
         opts: MatchOptions,
         t0: Instant,
     ) -> Result<MatchOutcome, (MatchSide, Error)> {
-        let (embedder, threshold) = match (&self.embedder, self.match_threshold()) {
-            (Some(e), Some(t)) => (e, t),
-            _ => return Err((MatchSide::Selfie, Error::NoEmbeddingModel)),
-        };
         let (document_side, document_ms) = timed(|| -> Result<_, Error> {
             let decoded = self.decode(document)?;
             let (report, face) = self.document(&decoded)?;

@@ -7,14 +7,14 @@
 use crate::error::{ApiError, ErrorKind};
 use crate::{input, request_id, set_request_id, AppState};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ekyc_core::face_match::{MatchOptions, MatchOutcome};
+use ekyc_core::face_match::MatchOutcome;
 use ekyc_core::pipeline::MatchSide;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Response of `POST /v1/match`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -63,42 +63,18 @@ async fn read_images(
     req: Request,
     names: &[&str],
 ) -> Result<Vec<Vec<u8>>, ApiError> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let ctype = input::content_type(&req);
     let limit = state.server.max_body_bytes;
-    let body_limit = if ctype.starts_with("application/json") {
-        limit / 3 * 4 + 1024
-    } else {
-        limit + 64 * 1024
-    };
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let _budget = match state.reserve_body(announced) {
+    let _budget = match state.reserve_body(req.headers()) {
         Ok(b) => b,
         Err(e) => {
             crate::drain(req).await;
             return Err(e);
         }
     };
-    let timeout = Duration::from_secs_f64(state.server.body_timeout_s.max(0.1));
-    let body = tokio::time::timeout(timeout, input::read_body(req, body_limit))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::BodyTimeout,
-                format!(
-                    "the request body did not arrive within {:.0} s",
-                    timeout.as_secs_f64()
-                ),
-            )
-        })??;
+    let body = state
+        .within_body_timeout(input::read_body(req, input::body_limit_for(&ctype, limit)))
+        .await?;
     let image_limit = state.pipeline.config().limits.max_image_bytes.min(limit);
     input::named_images(&ctype, body, names, image_limit).await
 }
@@ -266,10 +242,6 @@ pub(crate) async fn session_match(
         let mut images = read_images(&state, req, &["document"]).await?;
         let document = images.pop().unwrap_or_default();
         let is_live = status == "LIVE";
-        let opts = MatchOptions {
-            require_live: opts.require_live,
-            ..opts
-        };
         let outcome = run_match(&state, move |p| {
             p.match_reference(&reference, is_live, &document, opts)
         })

@@ -83,45 +83,29 @@ fn serde_urlencoded_pairs(q: &str) -> Option<Vec<(String, String)>> {
         .map(|axum::extract::Query(v)| v)
 }
 
-/// Read the body (bounded) and extract the image bytes according to the content type.
-pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let ctype = req
-        .headers()
+/// The request's `Content-Type` value ("" when absent).
+pub(crate) fn content_type(req: &Request) -> String {
+    req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_string();
-    let mime = mime_of(&ctype);
-    // base64 JSON carries 4/3 of the image bytes plus a little framing.
-    let body_limit = if mime == "application/json" {
+        .to_string()
+}
+
+/// The largest body that can carry `limit` bytes of images: base64 JSON carries 4/3 of them plus
+/// a little framing, multipart a little framing.
+pub(crate) fn body_limit_for(ctype: &str, limit: usize) -> usize {
+    if mime_of(ctype) == "application/json" {
         limit / 3 * 4 + 1024
     } else {
         limit + 64 * 1024
-    };
-    if let Some(len) = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > body_limit {
-            // Read (and drop) what the client is sending before answering, so that it reads the
-            // 413 instead of a connection reset in the middle of its upload.
-            crate::drain(req).await;
-            return Err(too_large(limit));
-        }
     }
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), body_limit).await {
-        Ok(b) => b,
-        Err(e) if over_limit(&e) => return Err(too_large(limit)),
-        // The client stopped before sending what it announced (or the connection broke).
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorKind::IncompleteBody,
-                "the request body ended before its announced length",
-            ))
-        }
-    };
+}
+
+/// Read the body (bounded) and extract the image bytes according to the content type.
+pub(crate) async fn read_image(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let ctype = content_type(&req);
+    let body = read_body_with(req, body_limit_for(&ctype, limit), || too_large(limit)).await?;
     extract_image(&ctype, body, limit).await
 }
 
@@ -198,12 +182,21 @@ fn decode_base64(image: &str, field: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Read a body of at most `body_limit` bytes (413 over it, 400 when it ends early).
 pub(crate) async fn read_body(req: Request, body_limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
+    read_body_with(req, body_limit, || {
         ApiError::new(
             ErrorKind::BodyTooLarge,
             format!("request body is over the limit of {body_limit} bytes"),
         )
-    };
+    })
+    .await
+}
+
+/// [`read_body`] with the 413's own words.
+async fn read_body_with(
+    req: Request,
+    body_limit: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<Bytes, ApiError> {
     if let Some(len) = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -211,6 +204,8 @@ pub(crate) async fn read_body(req: Request, body_limit: usize) -> Result<Bytes, 
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > body_limit {
+            // Read (and drop) what the client is sending before answering, so that it reads the
+            // 413 instead of a connection reset in the middle of its upload.
             crate::drain(req).await;
             return Err(too_large());
         }
@@ -218,6 +213,7 @@ pub(crate) async fn read_body(req: Request, body_limit: usize) -> Result<Bytes, 
     match axum::body::to_bytes(req.into_body(), body_limit).await {
         Ok(b) => Ok(b),
         Err(e) if over_limit(&e) => Err(too_large()),
+        // The client stopped before sending what it announced (or the connection broke).
         Err(_) => Err(ApiError::new(
             ErrorKind::IncompleteBody,
             "the request body ended before its announced length",

@@ -103,12 +103,34 @@ impl ServerConfig {
 }
 
 impl AppState {
-    /// Reserve the body budget for a request announcing `announced` bytes (503 SERVER_BUSY when
-    /// other uploads hold it); released when the permit drops.
+    /// `read` (a request body arriving) cut after the body timeout: 408 BODY_TIMEOUT; a stalled
+    /// upload's buffer is dropped with it.
+    pub(crate) async fn within_body_timeout<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let timeout = std::time::Duration::from_secs_f64(self.server.body_timeout_s.max(0.1));
+        tokio::time::timeout(timeout, read).await.map_err(|_| {
+            ApiError::new(
+                ErrorKind::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {:.0} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
+    }
+
+    /// Reserve the body budget for a request with these headers (its Content-Length; 503
+    /// SERVER_BUSY when other uploads hold the budget); released when the permit drops.
     pub(crate) fn reserve_body(
         &self,
-        announced: Option<u64>,
+        headers: &HeaderMap,
     ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let want_kib = self.server.body_reservation(announced).div_ceil(1024);
         u32::try_from(want_kib)
             .ok()
@@ -413,25 +435,11 @@ async fn handle_liveness(state: Arc<AppState>, req: Request) -> Result<Verdict, 
     // the error instead of a reset connection.
     let query = req.uri().query().map(str::to_string);
     let limit = state.server.max_body_bytes;
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let _body = state.reserve_body(announced)?;
+    let _body = state.reserve_body(req.headers())?;
     // A stalled or trickling upload is cut after the body timeout; its buffer is dropped with it.
-    let timeout = std::time::Duration::from_secs_f64(state.server.body_timeout_s.max(0.1));
-    let image = tokio::time::timeout(timeout, input::read_image(req, limit))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::BodyTimeout,
-                format!(
-                    "the request body did not arrive within {:.0} s",
-                    timeout.as_secs_f64()
-                ),
-            )
-        })??;
+    let image = state
+        .within_body_timeout(input::read_image(req, limit))
+        .await?;
     let opts = input::parse_query(query.as_deref())?;
     let _permit = state
         .permits
