@@ -102,6 +102,10 @@ pub struct DecisionArgs {
     /// core is free; same CPU time).
     #[arg(long, env = "EKYC_PARALLEL_LIVENESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub parallel_liveness: bool,
+    /// When cores are idle, run a verification's independent stages (passive model beside the
+    /// landmarks, the two eyes) on two threads: same results, lower latency.
+    #[arg(long, env = "EKYC_PARALLEL_STAGES", default_value_t = Decision::default().parallel_stages, action = clap::ArgAction::Set)]
+    pub parallel_stages: bool,
     /// How the liveness models' probabilities are combined: `mean_probability` (weighted mean)
     /// or `mean_logit` (sigmoid of the weighted mean log-odds).
     #[arg(long, env = "EKYC_LIVENESS_FUSION", default_value = Decision::default().fusion.as_str(),
@@ -347,6 +351,7 @@ impl Settings {
             decision: Decision {
                 liveness_threshold: self.decision.liveness_threshold,
                 parallel_liveness: self.decision.parallel_liveness,
+                parallel_stages: self.decision.parallel_stages,
                 fusion: self.decision.fusion,
                 retry_band: self.decision.retry_band,
                 retry_max_spread: self.decision.retry_max_spread,

@@ -392,11 +392,12 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
         assert!(path.exists() && size > 100_000, "{} {size}", path.display());
         assert!(plan_cache::read(dir.path(), e).is_some());
     }
-    // Models optimised at start-up use the cache; the lazy fallback detector builds from ONNX.
+    // Every model uses the cache, the lazily optimised fallback detector too.
     assert_eq!(
         cached(dir.path()),
         [
             "blazeface_short",
+            "blazeface_full",
             "MiniFASNetV2",
             "MiniFASNetV1SE",
             "face_mesh",
@@ -419,7 +420,13 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
     assert!(plan_cache::read(dir.path(), v2).is_none());
     assert_eq!(
         cached(dir.path()),
-        ["blazeface_short", "MiniFASNetV1SE", "face_mesh", "iris"]
+        [
+            "blazeface_short",
+            "blazeface_full",
+            "MiniFASNetV1SE",
+            "face_mesh",
+            "iris"
+        ]
     );
     assert_eq!(scores_of(dir.path()), from_onnx);
 
@@ -437,7 +444,10 @@ fn plan_cache_is_exact_and_never_trusted_when_damaged() {
         ekyc_models::PassedModel::from_nnef(v1se, &tar),
         Err(ModelError::IoMismatch { .. })
     ));
-    assert_eq!(cached(dir.path()), ["blazeface_short", "face_mesh", "iris"]);
+    assert_eq!(
+        cached(dir.path()),
+        ["blazeface_short", "blazeface_full", "face_mesh", "iris"]
+    );
     assert_eq!(scores_of(dir.path()), from_onnx);
 
     // The cache key follows the model: another hash or input size → another file.

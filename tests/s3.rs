@@ -118,6 +118,7 @@ async fn cold_start_from_s3_matches_local_models() {
         cached,
         [
             "blazeface_short",
+            "blazeface_full",
             "apk_v1_crop27",
             "face_mesh",
             "iris",

@@ -3,7 +3,7 @@
 
 use crate::{describe, fetch_err, http_status, normalize_prefix};
 use aws_sdk_s3::primitives::ByteStream;
-use ekyc_core::registry::{optimised_at_start, selected};
+use ekyc_core::registry::selected;
 use ekyc_core::ModelSelection;
 use ekyc_models::manifest::{verify_bytes, Manifest, ModelEntry};
 use ekyc_models::{plan_cache, provision, ModelError, ModelFiles};
@@ -119,13 +119,10 @@ impl S3Files {
                 Ok::<_, ModelError>((entry.name.clone(), bytes))
             });
         }
-        // Compiled plans (see models::plan_cache) of the models optimised at start-up, when pushed:
-        // optional, so any failure here only means building that plan from the ONNX.
+        // Compiled plans (see models::plan_cache), when pushed: optional, so any failure here only
+        // means building that plan from the ONNX.
         let mut plan_tasks = tokio::task::JoinSet::new();
-        for (i, e) in wanted.iter().enumerate() {
-            if !optimised_at_start(i, e) {
-                continue;
-            }
+        for e in &wanted {
             let (tar_rel, sidecar_rel) = plan_cache::relative_paths(e);
             let (client, bucket, entry) = (client.clone(), bucket.to_string(), (*e).clone());
             let (tar_key, sidecar_key) = (

@@ -41,6 +41,12 @@ pub struct Decision {
     pub liveness_threshold: f32,
     /// Run the models of the ensemble on parallel threads (lower latency when a core is free).
     pub parallel_liveness: bool,
+    /// When this process has idle cores (fewer verifications in flight than half the cores), run
+    /// a verification's independent stages on two threads: the passive model beside the landmark
+    /// stage (its score is dropped when the gate rejects), and the two eyes of the eye model side
+    /// by side. Same results; lower latency at the cost of the speculative passive run on
+    /// rejected captures.
+    pub parallel_stages: bool,
     /// How the models' live probabilities become the ensemble's score.
     pub fusion: crate::liveness::Fusion,
     /// Half-width of the uncertain band around the threshold: a score with
@@ -100,6 +106,7 @@ impl Default for Decision {
         Decision {
             liveness_threshold: 0.5,
             parallel_liveness: false,
+            parallel_stages: true,
             fusion: crate::liveness::Fusion::default(),
             retry_band: 0.1,
             retry_max_spread: 1.0,

@@ -117,8 +117,14 @@ impl Landmarker {
         mesh.map(|mesh| Landmarker { mesh, eye })
     }
 
-    /// Measure the face (in `img` coordinates).
-    pub fn measure(&self, img: &RgbImage, face: &Face) -> Result<FaceLandmarks, ModelError> {
+    /// Measure the face (in `img` coordinates); with `parallel`, the two eyes run on two threads
+    /// (same result).
+    pub fn measure(
+        &self,
+        img: &RgbImage,
+        face: &Face,
+        parallel: bool,
+    ) -> Result<FaceLandmarks, ModelError> {
         let b = &face.bbox;
         let (re, le) = (face.keypoints[0], face.keypoints[1]);
         let sq = RotatedSquare {
@@ -140,12 +146,32 @@ impl Landmarker {
         let eyes_open = match &self.eye {
             None => None,
             Some(eye) => {
-                let mut open = f32::INFINITY;
-                for (k, [a, bb]) in self.mesh.spec.eye_corners.iter().enumerate() {
+                let mut corners = Vec::with_capacity(self.mesh.spec.eye_corners.len());
+                for [a, bb] in &self.mesh.spec.eye_corners {
                     let (Some(pa), Some(pb)) = (to_image(*a), to_image(*bb)) else {
                         return Err(self.mesh.err("eye corner index out of range"));
                     };
-                    open = open.min(eye_openness(eye, img, pa, pb, k == 0)?);
+                    corners.push((pa, pb));
+                }
+                let one = |k: usize| {
+                    let (pa, pb) = corners[k];
+                    eye_openness(eye, img, pa, pb, k == 0)
+                };
+                let each: Vec<Result<f32, ModelError>> = if parallel && corners.len() == 2 {
+                    std::thread::scope(|s| {
+                        let other = s.spawn(|| one(1));
+                        let first = one(0);
+                        let second = other
+                            .join()
+                            .unwrap_or_else(|_| Err(self.mesh.err("eye model thread panicked")));
+                        vec![first, second]
+                    })
+                } else {
+                    (0..corners.len()).map(one).collect()
+                };
+                let mut open = f32::INFINITY;
+                for o in each {
+                    open = open.min(o?);
                 }
                 open.is_finite().then_some(open)
             }

@@ -15,6 +15,7 @@ use crate::liveness::{Ensemble, EnsembleScore, ModelScore};
 use crate::quality::{gate, QualityReport, QualityScores, Reason};
 use crate::registry::{ModelInfo, Registry};
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Per-request options (the prototype's `enable_checks`).
@@ -200,6 +201,35 @@ pub struct Pipeline {
     models: Vec<ModelInfo>,
     origin: String,
     config: PipelineConfig,
+    /// Analyses in flight in this process (a verification counts 1, a session attempt its
+    /// threads): the stages run on two threads only while at most half the cores are busy.
+    busy: AtomicUsize,
+    cores: usize,
+}
+
+/// Holds a share of [`Pipeline::busy`] while alive.
+struct Busy<'a> {
+    count: &'a AtomicUsize,
+    n: usize,
+    /// The process was idle enough for parallel stages when this share was taken.
+    idle: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn enter(p: &'a Pipeline, n: usize) -> Busy<'a> {
+        let before = p.busy.fetch_add(n, Ordering::Relaxed);
+        Busy {
+            count: &p.busy,
+            n,
+            idle: p.config.decision.parallel_stages && 2 * (before + n) <= p.cores,
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.n, Ordering::Relaxed);
+    }
 }
 
 /// Run `f`, returning its result and the milliseconds it took.
@@ -249,6 +279,8 @@ impl Pipeline {
             models,
             origin,
             config,
+            busy: AtomicUsize::new(0),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -312,8 +344,17 @@ impl Pipeline {
         decoded: &Decoded,
         detections: &Detections,
     ) -> Result<Option<FaceLandmarks>, Error> {
+        self.landmarks_with(decoded, detections, false)
+    }
+
+    fn landmarks_with(
+        &self,
+        decoded: &Decoded,
+        detections: &Detections,
+        parallel: bool,
+    ) -> Result<Option<FaceLandmarks>, Error> {
         match (&self.landmarker, detections.faces.first()) {
-            (Some(l), Some(face)) => Ok(Some(l.measure(&decoded.image, face)?)),
+            (Some(l), Some(face)) => Ok(Some(l.measure(&decoded.image, face, parallel)?)),
             _ => Ok(None),
         }
     }
@@ -324,19 +365,21 @@ impl Pipeline {
         decoded: &Decoded,
         detections: &Detections,
     ) -> Result<QualityReport, Error> {
-        self.quality_with(decoded, detections, true)
+        self.quality_with(decoded, detections, true, false)
     }
 
     /// The quality gate, with the landmark stage only when `landmarks` (it costs more than the
-    /// rest of the gate; with checks off nothing is decided on it).
+    /// rest of the gate; with checks off nothing is decided on it), its eyes on two threads when
+    /// `parallel`.
     fn quality_with(
         &self,
         decoded: &Decoded,
         detections: &Detections,
         landmarks: bool,
+        parallel: bool,
     ) -> Result<QualityReport, Error> {
         let landmarks = if landmarks {
-            self.landmarks(decoded, detections)?
+            self.landmarks_with(decoded, detections, parallel)?
         } else {
             None
         };
@@ -376,8 +419,9 @@ impl Pipeline {
         timestamp_ms: u64,
     ) -> Result<crate::session::FrameObservation, Error> {
         use std::hash::{Hash, Hasher};
+        let busy = Busy::enter(self, 1);
         let detections = self.detect(decoded)?;
-        let report = self.quality_with(decoded, &detections, true)?;
+        let report = self.quality_with(decoded, &detections, true, busy.idle)?;
         let face = detections.faces.first();
         let (liveness, embedding) = match face {
             Some(f) => (
@@ -415,6 +459,8 @@ impl Pipeline {
         threads: usize,
     ) -> Result<Vec<crate::session::FrameObservation>, (usize, Error)> {
         let threads = threads.clamp(1, frames.len().max(1));
+        // Frames on several threads already use the cores: no stage parallelism inside them.
+        let _busy = (threads > 1).then(|| Busy::enter(self, threads));
         let work = |t: usize| {
             frames
                 .iter()
@@ -468,21 +514,40 @@ impl Pipeline {
         decoded: &Decoded,
         opts: CheckOptions,
     ) -> Result<(Verdict, Option<Face>), Error> {
+        let busy = Busy::enter(self, 1);
         let (detections, detect_ms) = timed(|| self.detect(decoded));
         let detections = detections?;
-        let (quality, quality_ms) =
-            timed(|| self.quality_with(decoded, &detections, opts.enable_checks));
-        let quality = quality?;
         let largest = detections.faces.first().cloned();
+        let gate =
+            || timed(|| self.quality_with(decoded, &detections, opts.enable_checks, busy.idle));
+        // With idle cores, the passive model runs beside the landmark stage on the largest face
+        // (speculatively: its result is dropped when the gate rejects, as the serial path would
+        // not have run it).
+        let ((quality, quality_ms), speculative) = match &largest {
+            Some(face) if busy.idle && opts.enable_checks => std::thread::scope(|s| {
+                let passive = s.spawn(|| timed(|| self.liveness(decoded, face)));
+                let gated = gate();
+                (gated, Some(passive.join()))
+            }),
+            _ => (gate(), None),
+        };
+        let quality = quality?;
         let judged = largest
             .as_ref()
             .filter(|_| !opts.enable_checks || quality.reasons.is_empty());
-        let (liveness, liveness_ms) = match judged {
-            Some(face) => {
+        let (liveness, liveness_ms) = match (judged, speculative) {
+            (Some(_), Some(Ok((score, ms)))) => (Some(score?), ms),
+            (Some(_), Some(Err(_))) => {
+                return Err(Error::Model(crate::error::ModelError::Panicked {
+                    name: "liveness".into(),
+                    what: "the passive model's thread",
+                }))
+            }
+            (Some(face), None) => {
                 let (score, ms) = timed(|| self.liveness(decoded, face));
                 (Some(score?), ms)
             }
-            None => (None, 0.0),
+            (None, _) => (None, 0.0),
         };
         let timings = Timings {
             detect_ms,

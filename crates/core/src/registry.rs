@@ -40,10 +40,16 @@ pub struct Registry {
 
 /// Whether the model at `index` of a selection (detectors first, then liveness models, as
 /// [`Registry::load`] orders them) is optimised at start-up: the first detector and every liveness
-/// and landmark model. Fallback detectors are parsed and checked at start-up but optimised on first use (most
-/// requests never need them).
+/// and landmark model (a verification needs them). Fallback detectors and the embedding model
+/// (sessions and face matches only) are read and checked at start-up but optimised on first use:
+/// most requests never need them, and a cold start that answers a verification does not pay for
+/// them (issue 16).
 pub fn optimised_at_start(index: usize, e: &ModelEntry) -> bool {
-    index == 0 || e.role != Role::Detector
+    match e.role {
+        Role::Detector => index == 0,
+        Role::Embedding => false,
+        Role::Liveness | Role::Landmarks => true,
+    }
 }
 
 /// The entries `selection` activates in `files`' manifest, detectors first.
@@ -69,17 +75,18 @@ pub fn selected<'m>(
     Ok(v)
 }
 
-/// One model's plan: from the verified ONNX, or from an intact cached plan when it is optimised at
-/// start-up (the ONNX bytes are fetched and verified either way).
+/// One model's plan: from an intact cached plan, else from the verified ONNX (the ONNX bytes are
+/// fetched and verified either way); optimised now when `eager`, else on first use.
 fn build_plan(
     files: &dyn ModelFiles,
     e: &ModelEntry,
     eager: bool,
 ) -> Result<(Plan, bool), ModelError> {
+    let t0 = std::time::Instant::now();
     let bytes = files.model(e)?;
-    let cached = eager
-        .then(|| files.cached_plan(e))
-        .flatten()
+    let fetched_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let cached = files
+        .cached_plan(e)
         .and_then(|tar| match PassedModel::from_nnef(e, &tar) {
             Ok(p) => Some(p),
             Err(err) => {
@@ -92,11 +99,22 @@ fn build_plan(
         Some(p) => p,
         None => ParsedModel::from_onnx(e, &bytes)?.apply_passes()?,
     };
+    let parsed_ms = t0.elapsed().as_secs_f64() * 1e3 - fetched_ms;
     let plan = if eager {
         Plan::ready(passed.optimize()?)
     } else {
         Plan::deferred(passed)
     };
+    let total_ms = t0.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(
+        model = %e.name,
+        eager,
+        from_cache,
+        fetched_ms,
+        parsed_ms,
+        optimised_ms = total_ms - fetched_ms - parsed_ms,
+        "model loaded"
+    );
     Ok((plan, from_cache))
 }
 
