@@ -51,7 +51,7 @@ fn main() -> TractResult<()> {
             continue;
         };
         let one = e.input.tensor_shape();
-        let mut many = one.clone();
+        let mut many = one;
         many[0] = n;
         let p1 = plan(&bytes, name, &one)?;
         let pn = match plan(&bytes, name, &many) {
